@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/**
+ * The process configuration, read from the environment once at start-up (CONTRACT.md, "Configuration").
+ * A bad value stops the process with a message naming the variable and what it expected.
+ */
+const configSchema = z.object({
+  LEDGER_DATABASE_URL: z
+    .string()
+    .regex(/^mysql:\/\//, 'a mysql:// URL, e.g. mysql://root@127.0.0.1:3306/points_ledger')
+    .default('mysql://root@127.0.0.1:3306/points_ledger'),
+  LEDGER_EVENT_STORE: z
+    .string()
+    .regex(/^(sql|(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\/.+)$/, "'sql' or an esdb:// / kurrentdb:// connection string")
+    .default('sql'),
+  PORT: z.coerce.number().int().min(1).max(65_535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LEDGER_CLOCK_START: z.iso.datetime({ offset: true }).optional(),
+  NODE_ENV: z.string().optional(),
+  LEDGER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = {
+  databaseUrl: string;
+  eventStore: string;
+  port: number;
+  host: string;
+  clockStart: string | undefined;
+  production: boolean;
+  logLevel: z.infer<typeof configSchema>['LEDGER_LOG_LEVEL'];
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const value = parsed.data;
+  const production = value.NODE_ENV === 'production';
+  if (production && value.LEDGER_CLOCK_START !== undefined) {
+    throw new ConfigError('invalid configuration:\n  LEDGER_CLOCK_START: refused when NODE_ENV=production');
+  }
+  return {
+    databaseUrl: value.LEDGER_DATABASE_URL,
+    eventStore: value.LEDGER_EVENT_STORE,
+    port: value.PORT,
+    host: value.HOST,
+    clockStart: value.LEDGER_CLOCK_START,
+    production,
+    logLevel: value.LEDGER_LOG_LEVEL,
+  };
+}

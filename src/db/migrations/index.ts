@@ -1,0 +1,5 @@
+import { migration001 } from './001-event-store.ts';
+import type { Migration } from './migration.ts';
+
+/** Every migration, in order. Append only: an applied migration is never edited (its checksum is checked). */
+export const migrations: readonly Migration[] = [migration001];

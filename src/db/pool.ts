@@ -1,0 +1,153 @@
+import mysql from 'mysql2/promise';
+import type { Pool, PoolConnection, PoolOptions, RowDataPacket } from 'mysql2/promise';
+
+export type { Pool, PoolConnection };
+
+/** Connections per process pool. Enough for 32 concurrent appends; TiDB and MySQL both take far more. */
+export const POOL_CONNECTIONS_MAX = 40;
+
+export interface DatabaseTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'mysql:') throw new Error(`LEDGER_DATABASE_URL must be mysql://, got ${parsed.protocol}`);
+  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
+    throw new Error(`LEDGER_DATABASE_URL must name a database of letters, digits and _ (got '${database}')`);
+  }
+  return {
+    host: parsed.hostname || '127.0.0.1',
+    port: parsed.port === '' ? 3306 : Number(parsed.port),
+    user: decodeURIComponent(parsed.username || 'root'),
+    password: decodeURIComponent(parsed.password),
+    database,
+  };
+}
+
+function serverOptions(target: DatabaseTarget): PoolOptions {
+  const { database: _database, ...options } = poolOptions(target, 1);
+  return options;
+}
+
+function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptions {
+  return {
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    connectionLimit,
+    waitForConnections: true,
+    // Times travel as strings and are read as UTC: no driver-side time zone conversion on a money path.
+    dateStrings: true,
+    timezone: 'Z',
+    charset: 'utf8mb4',
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    enableKeepAlive: true,
+    namedPlaceholders: false,
+  };
+}
+
+/** Creates the database if missing, then a pool on it. */
+export async function openPool(url: string, connectionLimit = POOL_CONNECTIONS_MAX): Promise<Pool> {
+  const target = parseDatabaseUrl(url);
+  await ensureDatabase(target);
+  const pool = mysql.createPool(poolOptions(target, connectionLimit));
+  // READ COMMITTED on every connection: under REPEATABLE READ a locking read of a missing row takes a gap
+  // lock, and two first appends to different new streams then deadlock on each other's gap. The ledger's
+  // correctness rests on row locks and unique keys, never on gap locks. (A connection runs its queries in
+  // order, so this runs before anything else on it.)
+  pool.pool.on('connection', (connection) => {
+    connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+  });
+  return pool;
+}
+
+export async function ensureDatabase(target: DatabaseTarget): Promise<void> {
+  const connection = await mysql.createConnection(serverOptions(target));
+  try {
+    await connection.query(
+      `CREATE DATABASE IF NOT EXISTS \`${target.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+    );
+  } finally {
+    await connection.end();
+  }
+}
+
+export async function dropDatabase(target: DatabaseTarget): Promise<void> {
+  const connection = await mysql.createConnection(serverOptions(target));
+  try {
+    await connection.query(`DROP DATABASE IF EXISTS \`${target.database}\``);
+  } finally {
+    await connection.end();
+  }
+}
+
+export type ServerFlavour = 'tidb' | 'mariadb' | 'mysql';
+
+export async function serverFlavour(pool: Pool): Promise<ServerFlavour> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT VERSION() AS v');
+  const version = String(rows[0]?.['v'] ?? '');
+  if (version.includes('TiDB')) return 'tidb';
+  if (version.toLowerCase().includes('mariadb')) return 'mariadb';
+  return 'mysql';
+}
+
+/** Runs fn in one transaction; rolls back on any throw. */
+export async function inTransaction<T>(pool: Pool, fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  const connection = await pool.getConnection();
+  try {
+    await connection.beginTransaction();
+    try {
+      const result = await fn(connection);
+      await connection.commit();
+      return result;
+    } catch (error) {
+      await connection.rollback().catch(() => undefined);
+      throw error;
+    }
+  } finally {
+    connection.release();
+  }
+}
+
+/** A SQL integer (number, numeric string from SUM/DECIMAL, or bigint) as a safe JS integer, or a loud failure. */
+export function sqlInt(value: unknown): number {
+  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : Number(value ?? 0);
+  if (!Number.isSafeInteger(n)) throw new Error(`expected a safe integer from SQL, got ${String(value)}`);
+  return n;
+}
+
+/** 'YYYY-MM-DD HH:MM:SS.mmm' (DATETIME(3), read as UTC) to ISO-8601. */
+export function sqlTimeToIso(value: string): string {
+  const [date, time = '00:00:00'] = value.split(' ');
+  const [hms = '00:00:00', fraction = ''] = time.split('.');
+  return `${date}T${hms}.${fraction.padEnd(3, '0').slice(0, 3)}Z`;
+}
+
+/** ISO-8601 instant to the DATETIME(3) literal stored in UTC. */
+export function isoToSqlTime(iso: string): string {
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) throw new Error(`not an instant: ${iso}`);
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** MySQL error numbers the ledger reacts to. */
+export const ER_DUP_ENTRY = 1062;
+export const ER_LOCK_DEADLOCK = 1213;
+export const ER_LOCK_WAIT_TIMEOUT = 1205;
+
+export function sqlErrno(error: unknown): number | undefined {
+  if (typeof error === 'object' && error !== null && 'errno' in error) {
+    const errno = (error as { errno: unknown }).errno;
+    return typeof errno === 'number' ? errno : undefined;
+  }
+  return undefined;
+}

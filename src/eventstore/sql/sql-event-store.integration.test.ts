@@ -1,0 +1,205 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../../test/helpers/database.ts';
+import { newId } from '../../ids.ts';
+import { eventStoreContract } from '../contract.testsuite.ts';
+import { partitionOf } from '../partition.ts';
+import type { AppendRequest, EventStore, NewEvent, RecordedEvent } from '../port.ts';
+import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
+import { SqlEventStore } from './sql-event-store.ts';
+
+const database = useTestDatabase();
+let sharedStore: SqlEventStore | undefined;
+eventStoreContract('sql', () => (sharedStore ??= new SqlEventStore(database.current.pool)));
+
+const at = '2026-03-01T08:00:00.000Z';
+const newEvent = (tenantId: string, data: unknown = { n: 1 }): NewEvent => ({
+  eventId: newId(),
+  type: 'Thing',
+  data,
+  metadata: { tenantId, recordedAt: at },
+});
+
+/** Two stream ids whose events land in the same log partition, and one in another. */
+function streamsInPartitions(): { sameA: string; sameB: string; other: string } {
+  const sameA = 'member-ooo-a';
+  const target = partitionOf(sameA);
+  let sameB = '';
+  let other = '';
+  for (let i = 0; sameB === '' || other === ''; i++) {
+    const candidate = `member-ooo-${i}`;
+    if (candidate === sameA) continue;
+    if (partitionOf(candidate) === target && sameB === '') sameB = candidate;
+    if (partitionOf(candidate) !== target && other === '') other = candidate;
+  }
+  return { sameA, sameB, other };
+}
+
+/** A consumer as the projector runs it: per-partition checkpoints, reading forward. */
+async function drain(store: EventStore, tenantId: string, checkpoints: Map<number, number>): Promise<RecordedEvent[]> {
+  const seen: RecordedEvent[] = [];
+  for (let partition = 0; partition < store.partitions; partition++) {
+    let after = checkpoints.get(partition) ?? 0;
+    for (const e of await store.readLog(tenantId, partition, after, 1000)) {
+      seen.push(e);
+      after = e.position;
+    }
+    checkpoints.set(partition, after);
+  }
+  return seen;
+}
+
+describe('sql event store: commit order', () => {
+  it('delivers a transaction that started first but commits after a later one (held transaction)', async () => {
+    const tenantId = 'ooo';
+    const { sameA, sameB, other } = streamsInPartitions();
+    let releaseHeld: () => void = () => undefined;
+    let heldReached: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
+    const holding = new SqlEventStore(database.current.pool, {
+      beforeCommit: async (request: AppendRequest) => {
+        if (request.streamId === sameA) {
+          heldReached();
+          await held;
+        }
+      },
+    });
+    const plain = new SqlEventStore(database.current.pool);
+    const checkpoints = new Map<number, number>();
+    // Partition rows exist before the race so both writers contend only on the rows that matter.
+    await plain.append({ tenantId, streamId: 'warm-up', expectedVersion: 'no-stream', events: [newEvent(tenantId)] });
+    await drain(plain, tenantId, checkpoints);
+
+    // A takes its position first and holds its transaction open just before COMMIT.
+    const first = holding.append({ tenantId, streamId: sameA, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'A')] });
+    await reachedCommit;
+    // B in another partition commits while A is still open; C in A's partition must wait behind A.
+    await plain.append({ tenantId, streamId: other, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'B')] });
+    const third = plain.append({ tenantId, streamId: sameB, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'C')] });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const early = await drain(plain, tenantId, checkpoints);
+    expect(early.map((e) => e.data)).toEqual(['B']);
+
+    releaseHeld();
+    await Promise.all([first, third]);
+    const late = await drain(plain, tenantId, checkpoints);
+    // A committed after B, and after the consumer moved past B: it is still delivered, and before C.
+    expect(late.map((e) => e.data)).toEqual(['A', 'C']);
+    const partitionA = late[0]!.partition;
+    expect(late[1]!.partition).toBe(partitionA);
+    expect(late[1]!.position).toBe(late[0]!.position + 1);
+  });
+});
+
+describe('sql event store: tamper detection with direct SQL', () => {
+  const tenantId = 'tamper';
+
+  async function seed(streamId: string, count: number): Promise<void> {
+    const store = new SqlEventStore(database.current.pool);
+    for (let i = 0; i < count; i++) {
+      await store.append({ tenantId, streamId, expectedVersion: i === 0 ? 'no-stream' : i, events: [newEvent(tenantId, { i })] });
+    }
+  }
+
+  async function verify(streamId: string): Promise<ChainProblem[]> {
+    const store = new SqlEventStore(database.current.pool);
+    const streamVerifier = new StreamChainVerifier(tenantId, streamId);
+    for (const e of await store.readStream(tenantId, streamId)) streamVerifier.add(e);
+    const head = await store.streamHead(tenantId, streamId);
+    const problems = streamVerifier.finish(head ?? undefined);
+    const partition = partitionOf(streamId);
+    const partitionVerifier = new PartitionChainVerifier(tenantId, partition);
+    for (const e of await store.readLog(tenantId, partition, 0, 10_000)) partitionVerifier.add(e);
+    const partitionHead = (await store.partitionHeads(tenantId)).find((h) => h.partition === partition);
+    return [...problems, ...partitionVerifier.finish(partitionHead)];
+  }
+
+  async function exec(sql: string, params: unknown[]): Promise<void> {
+    await database.current.pool.query(sql, params);
+  }
+
+  it('finds nothing wrong with an untouched stream', async () => {
+    await seed('member-clean', 4);
+    expect(await verify('member-clean')).toEqual([]);
+  });
+
+  it('detects a modified event and names its stream and version', async () => {
+    await seed('member-modified', 4);
+    await exec(`UPDATE events SET data = '{"i":99}' WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2`, [
+      tenantId,
+      'member-modified',
+    ]);
+    const problems = await verify('member-modified');
+    expect(problems).toContainEqual(
+      expect.objectContaining({ kind: 'content-changed', streamId: 'member-modified', streamVersion: 2 }),
+    );
+  });
+
+  it('detects a deleted event', async () => {
+    await seed('member-deleted', 4);
+    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 3', [tenantId, 'member-deleted']);
+    const problems = await verify('member-deleted');
+    expect(problems).toContainEqual(expect.objectContaining({ kind: 'gap', streamId: 'member-deleted', streamVersion: 4 }));
+  });
+
+  it('detects a truncated tail against the recorded head', async () => {
+    await seed('member-truncated', 4);
+    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [tenantId, 'member-truncated']);
+    const problems = await verify('member-truncated');
+    expect(problems).toContainEqual(expect.objectContaining({ kind: 'head-mismatch', streamId: 'member-truncated' }));
+  });
+
+  it('detects an inserted event', async () => {
+    await seed('member-inserted', 3);
+    // A forged event placed at the end of the stream, hashed with a made-up predecessor.
+    const [rows] = await database.current.pool.query<RowDataPacket[]>(
+      'SELECT * FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 3',
+      [tenantId, 'member-inserted'],
+    );
+    const row = rows[0]!;
+    await exec(
+      `INSERT INTO events (tenant_id, partition_no, position, stream_id, stream_version, event_id, event_type, data, metadata,
+        recorded_at, stream_hash, partition_hash) VALUES (?, ?, ?, ?, 4, ?, 'Thing', '{"i":1000}', ?, ?, ?, ?)`,
+      [
+        tenantId,
+        row['partition_no'],
+        Number(row['position']) + 100_000,
+        'member-inserted',
+        newId(),
+        row['metadata'],
+        row['recorded_at'],
+        'f'.repeat(64),
+        'f'.repeat(64),
+      ],
+    );
+    const problems = await verify('member-inserted');
+    expect(problems).toContainEqual(
+      expect.objectContaining({ kind: 'content-changed', streamId: 'member-inserted', streamVersion: 4 }),
+    );
+    expect(problems.some((p) => p.kind === 'gap' || p.kind === 'chain-broken')).toBe(true);
+  });
+
+  it('detects two events swapped', async () => {
+    await seed('member-swapped', 4);
+    const pool = database.current.pool;
+    const [rows] = await pool.query<RowDataPacket[]>(
+      'SELECT stream_version, data FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version IN (2, 3) ORDER BY stream_version',
+      [tenantId, 'member-swapped'],
+    );
+    await exec('UPDATE events SET data = ? WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2', [
+      rows[1]!['data'],
+      tenantId,
+      'member-swapped',
+    ]);
+    await exec('UPDATE events SET data = ? WHERE tenant_id = ? AND stream_id = ? AND stream_version = 3', [
+      rows[0]!['data'],
+      tenantId,
+      'member-swapped',
+    ]);
+    const problems = await verify('member-swapped');
+    const flagged = problems.filter((p) => p.kind === 'content-changed').map((p) => p.streamVersion);
+    expect(flagged).toEqual([2, 3]);
+  });
+});

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
+import { migrate } from '../../src/db/migrate.ts';
+import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/db/pool.ts';
+
+/** The server integration tests run against: the local MariaDB unless LEDGER_TEST_DATABASE_SERVER says otherwise. */
+const TEST_SERVER_URL = process.env['LEDGER_TEST_DATABASE_SERVER'] ?? 'mysql://root@127.0.0.1:3306';
+
+export interface TestDatabase {
+  url: string;
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+/** A freshly created, migrated database of its own, so test files run in parallel and leave nothing behind. */
+export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+  const name = `pl_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const url = `${TEST_SERVER_URL}/${name}`;
+  const pool = await openPool(url, 50);
+  if (options.migrate !== false) await migrate(pool);
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      await dropDatabase(parseDatabaseUrl(url));
+    },
+  };
+}
+
+/** Registers beforeAll/afterAll for one database per test file; read `.current` inside tests. */
+export function useTestDatabase(options: { migrate?: boolean } = {}): { readonly current: TestDatabase } {
+  let database: TestDatabase | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase(options);
+  });
+  afterAll(async () => {
+    await database?.drop();
+  });
+  return {
+    get current(): TestDatabase {
+      if (!database) throw new Error('the test database is created in beforeAll');
+      return database;
+    },
+  };
+}
