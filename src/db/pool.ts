@@ -52,6 +52,9 @@ function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptio
     bigNumberStrings: false,
     enableKeepAlive: true,
     namedPlaceholders: false,
+    // The append transaction sends several statements per round trip (append-transaction.ts). Every value
+    // still travels through placeholders; no SQL text is ever built from input.
+    multipleStatements: true,
   };
 }
 

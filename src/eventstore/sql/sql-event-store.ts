@@ -1,17 +1,9 @@
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import {
-  ER_DUP_ENTRY,
-  ER_LOCK_DEADLOCK,
-  ER_LOCK_WAIT_TIMEOUT,
-  isoToSqlTime,
-  sqlErrno,
-  sqlInt,
-  sqlTimeToIso,
-  type Pool,
-  type PoolConnection,
-} from '../../db/pool.ts';
-import { GENESIS_HASH, partitionHash, streamHash } from '../hash.ts';
-import { LOG_PARTITIONS, partitionOf } from '../partition.ts';
+import { sqlInt, sqlTimeToIso, type Pool } from '../../db/pool.ts';
+import { GENESIS_HASH } from '../hash.ts';
+import { LOG_PARTITIONS } from '../partition.ts';
+import { EVENT_COLUMNS } from './append-transaction.ts';
+import { GroupCommitter } from './group-commit.ts';
 import {
   APPEND_EVENTS_MAX,
   COMMAND_ID_CHARS_MAX,
@@ -35,196 +27,39 @@ import {
   type StreamHead,
 } from '../port.ts';
 
-/** Deadlocks and lock-wait timeouts roll the whole transaction back; retrying it is safe. */
-const APPEND_TRANSIENT_RETRIES_MAX = 5;
 
 export interface SqlEventStoreOptions {
   /** Test hook: runs inside the append transaction just before COMMIT (to force commit interleavings). */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
 }
 
-const EVENT_COLUMNS =
-  'tenant_id, partition_no, position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, stream_hash, partition_hash';
 
 /**
- * The SQL adapter. One append is one transaction:
- *   SELECT streams FOR UPDATE (version check)  ->  INSERT commands (dedup)  ->  INSERT unique_keys
- *   ->  SELECT log_partitions FOR UPDATE (positions)  ->  INSERT events  ->  UPDATE log_partitions
- *   ->  UPSERT streams (head + snapshot)  ->  COMMIT.
- * The partition row lock is taken last and held to COMMIT, so within a partition positions commit in order
- * and a reader never sees position p+1 before p. Locks are always taken in this order: no lock cycles.
+ * The SQL adapter (MySQL 8, MariaDB 10.11, TiDB 7.5+). Appends go through a group committer: concurrent
+ * appends share one transaction (append-transaction.ts has the statements and the lock order). Positions
+ * come from each partition's counter row, locked until COMMIT, so within a partition positions commit in
+ * order and a reader never sees position p+1 before p.
  */
 export class SqlEventStore implements EventStore {
   readonly kind = 'sql' as const;
   readonly partitions = LOG_PARTITIONS;
   private readonly tenantsWithPartitions = new Set<string>();
+  private readonly committer: GroupCommitter;
 
   constructor(
     private readonly pool: Pool,
-    private readonly options: SqlEventStoreOptions = {},
-  ) {}
+    options: SqlEventStoreOptions = {},
+  ) {
+    this.committer = new GroupCommitter(pool, this.partitions, {
+      ...(options.beforeCommit === undefined ? {} : { beforeCommit: options.beforeCommit }),
+      explainDuplicate: (request, error) => this.explainDuplicate(request, error),
+    });
+  }
 
   async append(request: AppendRequest): Promise<AppendResult> {
     validateAppend(request);
     await this.ensurePartitions(request.tenantId);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.appendOnce(request);
-      } catch (error) {
-        const errno = sqlErrno(error);
-        const transient = errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT;
-        if (!transient || attempt >= APPEND_TRANSIENT_RETRIES_MAX) throw error;
-      }
-    }
-  }
-
-  private async appendOnce(request: AppendRequest): Promise<AppendResult> {
-    const connection = await this.pool.getConnection();
-    try {
-      await connection.beginTransaction();
-      try {
-        const result = await this.appendInTransaction(connection, request);
-        if (this.options.beforeCommit) await this.options.beforeCommit(request);
-        await connection.commit();
-        return result;
-      } catch (error) {
-        await connection.rollback().catch(() => undefined);
-        if (sqlErrno(error) === ER_DUP_ENTRY) throw await this.explainDuplicate(request, error);
-        throw error;
-      }
-    } finally {
-      connection.release();
-    }
-  }
-
-  private async appendInTransaction(connection: PoolConnection, request: AppendRequest): Promise<AppendResult> {
-    const { tenantId, streamId, events } = request;
-    const recordedAt = events[0]!.metadata.recordedAt;
-    const recordedAtSql = isoToSqlTime(recordedAt);
-
-    const [streamRows] = await connection.query<RowDataPacket[]>(
-      'SELECT version, last_hash FROM streams WHERE tenant_id = ? AND stream_id = ? FOR UPDATE',
-      [tenantId, streamId],
-    );
-    const current = streamRows[0];
-    const currentVersion = current === undefined ? null : sqlInt(current['version']);
-    checkExpectedVersion(request, currentVersion);
-    const firstVersion = (currentVersion ?? 0) + 1;
-
-    if (request.command) {
-      await connection.query(
-        `INSERT INTO commands (tenant_id, command_id, request_hash, stream_id, first_version, event_count,
-           response_status, response_body, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [
-          tenantId,
-          request.command.commandId,
-          request.command.requestHash,
-          streamId,
-          firstVersion,
-          events.length,
-          request.command.response?.status ?? null,
-          request.command.response === undefined ? null : JSON.stringify(request.command.response.body),
-          recordedAtSql,
-        ],
-      );
-    }
-    const uniqueKeys = [...new Set(request.uniqueKeys ?? [])].sort();
-    if (uniqueKeys.length > 0) {
-      const placeholders = uniqueKeys.map(() => '(?, ?, ?, ?)').join(', ');
-      await connection.query(
-        `INSERT INTO unique_keys (tenant_id, unique_key, stream_id, command_id) VALUES ${placeholders}`,
-        uniqueKeys.flatMap((key) => [tenantId, key, streamId, request.command?.commandId ?? null]),
-      );
-    }
-
-    const partition = partitionOf(streamId, this.partitions);
-    const [partitionRows] = await connection.query<RowDataPacket[]>(
-      'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ? FOR UPDATE',
-      [tenantId, partition],
-    );
-    const partitionRow = partitionRows[0];
-    if (partitionRow === undefined) throw new Error(`log partition ${tenantId}/${partition} is missing`);
-    let position = sqlInt(partitionRow['next_position']);
-    let previousPartitionHash = String(partitionRow['last_hash']);
-    let previousStreamHash = current === undefined ? GENESIS_HASH : String(current['last_hash']);
-
-    const recorded: RecordedEvent[] = [];
-    const values: unknown[] = [];
-    events.forEach((event, index) => {
-      const streamVersion = firstVersion + index;
-      const dataJson = JSON.stringify(event.data);
-      const metadataJson = JSON.stringify(event.metadata);
-      const eventStreamHash = streamHash(previousStreamHash, {
-        tenantId,
-        streamId,
-        streamVersion,
-        eventId: event.eventId,
-        type: event.type,
-        dataJson,
-        metadataJson,
-      });
-      const eventPartitionHash = partitionHash(previousPartitionHash, partition, position, eventStreamHash);
-      values.push(
-        tenantId,
-        partition,
-        position,
-        streamId,
-        streamVersion,
-        event.eventId,
-        event.type,
-        dataJson,
-        metadataJson,
-        isoToSqlTime(event.metadata.recordedAt),
-        eventStreamHash,
-        eventPartitionHash,
-      );
-      recorded.push({
-        eventId: event.eventId,
-        type: event.type,
-        data: event.data,
-        metadata: event.metadata,
-        tenantId,
-        streamId,
-        streamVersion,
-        partition,
-        position,
-        recordedAt: sqlTimeToIso(isoToSqlTime(event.metadata.recordedAt)),
-        streamHash: eventStreamHash,
-        partitionHash: eventPartitionHash,
-        dataJson,
-        metadataJson,
-      });
-      previousStreamHash = eventStreamHash;
-      previousPartitionHash = eventPartitionHash;
-      position += 1;
-    });
-    await connection.query(
-      `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${events.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
-      values,
-    );
-    await connection.query(
-      'UPDATE log_partitions SET next_position = ?, last_hash = ? WHERE tenant_id = ? AND partition_no = ?',
-      [position, previousPartitionHash, tenantId, partition],
-    );
-
-    const newVersion = firstVersion + events.length - 1;
-    const snapshotJson = request.snapshot === undefined ? null : JSON.stringify(request.snapshot.state);
-    const snapshotSchema = request.snapshot?.schemaVersion ?? null;
-    if (current === undefined) {
-      await connection.query(
-        `INSERT INTO streams (tenant_id, stream_id, partition_no, version, last_hash, snapshot_schema, snapshot, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        [tenantId, streamId, partition, newVersion, previousStreamHash, snapshotSchema, snapshotJson, recordedAtSql],
-      );
-    } else {
-      // Without a new snapshot the old one no longer matches the head: clear it rather than leave it stale.
-      await connection.query(
-        `UPDATE streams SET version = ?, last_hash = ?, snapshot_schema = ?, snapshot = ?, updated_at = ?
-         WHERE tenant_id = ? AND stream_id = ?`,
-        [newVersion, previousStreamHash, snapshotSchema, snapshotJson, recordedAtSql, tenantId, streamId],
-      );
-    }
-    return { streamVersion: newVersion, events: recorded };
+    return this.committer.append(request);
   }
 
   /** Turns a duplicate-key failure into the typed error a caller can act on. */
@@ -352,15 +187,6 @@ export class SqlEventStore implements EventStore {
   }
 }
 
-function checkExpectedVersion(request: AppendRequest, currentVersion: number | null): void {
-  const expected = request.expectedVersion;
-  if (expected === 'any') return;
-  if (expected === 'no-stream' || expected === 0) {
-    if (currentVersion !== null) throw new ConcurrencyError(request.streamId, expected, currentVersion);
-    return;
-  }
-  if (currentVersion !== expected) throw new ConcurrencyError(request.streamId, expected, currentVersion);
-}
 
 function validateAppend(request: AppendRequest): void {
   const fail = (message: string): never => {

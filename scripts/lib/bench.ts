@@ -1,0 +1,91 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { migrate } from '../../src/db/migrate.ts';
+import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/db/pool.ts';
+
+/** Shared by the benchmarks: a scratch database, timed concurrent loops, percentiles, and a report line. */
+export const BENCH_SERVER_URL = process.env['LEDGER_BENCH_DATABASE_SERVER'] ?? 'mysql://root@127.0.0.1:3306';
+
+export async function scratchDatabase(prefix: string, connections: number): Promise<{ url: string; pool: Pool; drop(): Promise<void> }> {
+  const url = `${BENCH_SERVER_URL}/${prefix}_${randomBytes(3).toString('hex')}`;
+  const pool = await openPool(url, connections);
+  await migrate(pool);
+  return {
+    url,
+    pool,
+    async drop() {
+      await pool.end();
+      await dropDatabase(parseDatabaseUrl(url));
+    },
+  };
+}
+
+export interface LoopResult {
+  operations: number;
+  seconds: number;
+  perSecond: number;
+  latencyMs: { p50: number; p99: number; p999: number; max: number };
+}
+
+/** Runs `workers` loops of `operation` for `seconds`, each loop awaiting its previous operation. */
+export async function timedLoops(
+  workers: number,
+  seconds: number,
+  operation: (worker: number, iteration: number) => Promise<void>,
+): Promise<LoopResult> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      for (let iteration = 0; performance.now() < deadline; iteration++) {
+        const t0 = performance.now();
+        await operation(worker, iteration);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    operations: latencies.length,
+    seconds: elapsed,
+    perSecond: latencies.length / elapsed,
+    latencyMs: percentiles(latencies),
+  };
+}
+
+export function percentiles(values: number[]): LoopResult['latencyMs'] {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), max: sorted[sorted.length - 1] ?? 0 };
+}
+
+export function fmt(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export function machineLine(): string {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB, node ${process.version}`;
+}
+
+/** The server's raw durable commit rate: autocommit single-row INSERTs from `workers` connections. */
+export async function rawSingleRowInsertRate(pool: Pool, workers: number, seconds: number): Promise<LoopResult> {
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(255))');
+  const payload = 'x'.repeat(200);
+  return timedLoops(workers, seconds, async (worker) => {
+    await pool.query('INSERT INTO bench_raw (w, payload) VALUES (?, ?)', [worker, payload]);
+  });
+}
+
+/** The server's raw multi-row INSERT rate in rows/s: `rows`-row autocommit INSERTs from `workers` connections. */
+export async function rawMultiRowInsertRate(pool: Pool, workers: number, seconds: number, rows: number): Promise<LoopResult & { rowsPerSecond: number }> {
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_raw_multi (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(600))');
+  const payload = 'x'.repeat(500);
+  const placeholders = Array.from({ length: rows }, () => '(?, ?)').join(', ');
+  const result = await timedLoops(workers, seconds, async (worker) => {
+    const values: unknown[] = [];
+    for (let i = 0; i < rows; i++) values.push(worker, payload);
+    await pool.query(`INSERT INTO bench_raw_multi (w, payload) VALUES ${placeholders}`, values);
+  });
+  return { ...result, rowsPerSecond: result.perSecond * rows };
+}
