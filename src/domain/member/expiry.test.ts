@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { LOTS_EXPIRED_PER_EVENT_MAX } from '../limits.ts';
+import { addSecondsIso } from '../time.ts';
+import { ctx, expire, given, history, hold, purchase, redeem, refund, register, release } from './testing.ts';
+
+/** 23:59:59 on 31 December 2025 in Shanghai. */
+const LAST_SECOND_OF_2025 = '2025-12-31T15:59:59.000Z';
+/** The first instant of 2027 in Shanghai: when lots earned in 2025 expire. */
+const START_OF_2027 = '2026-12-31T16:00:00.000Z';
+const T2026 = '2026-06-01T02:00:00.000Z';
+
+describe('ExpireLots', () => {
+  const events = history([
+    [LAST_SECOND_OF_2025, register()],
+    [LAST_SECOND_OF_2025, purchase('o2025', 10_000)],
+    [T2026, purchase('o2026', 5_000)],
+    [T2026, redeem('o9', 30)],
+  ]);
+
+  it('expires lots due as of the year end, the remaining points only', () => {
+    given(events)
+      .when(expire(START_OF_2027), ctx(START_OF_2027))
+      .then([
+        {
+          type: 'LotsExpired',
+          data: {
+            asOf: START_OF_2027,
+            lots: [{ lotId: 'lot-o2025', points: 70 }],
+            points: 70,
+            balanceAfter: 50,
+            at: START_OF_2027,
+          },
+        },
+      ]);
+  });
+
+  it('expires nothing a millisecond before the lot is due', () => {
+    given(events).when(expire('2026-12-31T15:59:59.999Z'), ctx(START_OF_2027)).then([]);
+  });
+
+  it('changes nothing when run twice', () => {
+    const first = given(events).when(expire(START_OF_2027), ctx(START_OF_2027)).events();
+    given([...events, ...first])
+      .when(expire(START_OF_2027), ctx(addSecondsIso(START_OF_2027, 60)))
+      .then([]);
+  });
+
+  it('rejects an asOf after the ledger time', () => {
+    given(events).when(expire(START_OF_2027), ctx(T2026)).then('validation-failed');
+    given(events).when(expire('tomorrow'), ctx(T2026)).then('validation-failed');
+  });
+
+  it('leaves held points alone, and expires them on a later run once the hold ends', () => {
+    const later = addSecondsIso(START_OF_2027, 60);
+    const held = [
+      ...events,
+      ...given(events)
+        .when(hold('h1', 'o9', 120), ctx(START_OF_2027))
+        .events(),
+    ];
+    // balance 120, held 120: nothing may go.
+    given(held).when(expire(START_OF_2027), ctx(START_OF_2027)).then([]);
+    const released = [...held, ...given(held).when(release('h1'), ctx(START_OF_2027)).events()];
+    expect(given(released).when(expire(START_OF_2027), ctx(later)).events()[0]?.data).toMatchObject({
+      points: 70,
+    });
+
+    const partlyHeld = [
+      ...events,
+      ...given(events)
+        .when(hold('h2', 'o9', 100), ctx(START_OF_2027))
+        .events(),
+    ];
+    expect(given(partlyHeld).when(expire(START_OF_2027), ctx(START_OF_2027)).events()[0]?.data).toMatchObject(
+      {
+        lots: [{ lotId: 'lot-o2025', points: 20 }],
+        points: 20,
+        balanceAfter: 100,
+      },
+    );
+  });
+
+  it('accepts an asOf with an offset and records it in UTC', () => {
+    const [expired] = given(events).when(expire('2027-01-01T00:00:00+08:00'), ctx(START_OF_2027)).events();
+    expect(expired?.data).toMatchObject({ asOf: START_OF_2027 });
+  });
+
+  it('expires nothing from a member in debt', () => {
+    const inDebt = history([
+      [LAST_SECOND_OF_2025, register()],
+      [LAST_SECOND_OF_2025, purchase('o1', 10_000)],
+      [LAST_SECOND_OF_2025, redeem('o2', 100)],
+      [LAST_SECOND_OF_2025, refund('r1', 'o1', 10_000)],
+    ]);
+    given(inDebt).when(expire(START_OF_2027), ctx(START_OF_2027)).then([]);
+  });
+
+  it(`splits a run into events of at most ${LOTS_EXPIRED_PER_EVENT_MAX} lots`, () => {
+    const purchases = Array.from(
+      { length: LOTS_EXPIRED_PER_EVENT_MAX + 3 },
+      (_, index) => [T2026, purchase(`o${index}`, 100)] as const,
+    );
+    const many = history([[T2026, register()], ...purchases]);
+    const START_OF_2028 = '2027-12-31T16:00:00.000Z';
+    const expired = given(many).when(expire(START_OF_2028), ctx(START_OF_2028)).events();
+    expect(
+      expired.map(
+        (event) => event.type === 'LotsExpired' && [event.data.lots.length, event.data.balanceAfter],
+      ),
+    ).toEqual([
+      [LOTS_EXPIRED_PER_EVENT_MAX, 3],
+      [3, 0],
+    ]);
+  });
+});

@@ -1,0 +1,263 @@
+/**
+ * Pure time arithmetic. Instants are canonical ISO-8601 UTC strings with milliseconds
+ * ('2026-01-01T00:00:00.000Z', what Date.prototype.toISOString returns): fixed width, so comparing two
+ * of them as strings compares them in time, which the domain relies on. Local calendar dates are
+ * 'YYYY-MM-DD' strings in an IANA time zone. Time-zone math uses Intl only (the runtime's tz database).
+ * Nothing here reads the clock.
+ */
+import { assert } from './assert.ts';
+import { MS_PER_SECOND, SECONDS_PER_DAY, YEAR_MAX, YEAR_MIN } from './limits.ts';
+
+export type IsoInstant = string;
+/** 'YYYY-MM-DD' in some time zone. */
+export type LocalDate = string;
+
+const MS_PER_DAY = SECONDS_PER_DAY * MS_PER_SECOND;
+const ISO_INSTANT_PATTERN =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/;
+const LOCAL_DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
+/** IANA names ('Asia/Shanghai', 'America/Argentina/Buenos_Aires', 'UTC', 'Etc/GMT+8'). */
+const TIME_ZONE_PATTERN = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
+const TIME_ZONE_CHARS_MAX = 64;
+/** Formatters are costly to build; there are a few hundred zones, so the cache is bounded by that. */
+const FORMATTERS_CACHED_MAX = 1_000;
+
+function isYearInRange(year: number): boolean {
+  return year >= YEAR_MIN && year <= YEAR_MAX;
+}
+
+/**
+ * Parses an ISO-8601 instant with an explicit offset ('Z' or '+08:00'); fractions beyond milliseconds
+ * are truncated. Returns null for anything else (no locale-dependent Date.parse fallbacks).
+ */
+export function parseIsoInstantMs(text: string): number | null {
+  const match = ISO_INSTANT_PATTERN.exec(text);
+  if (match === null) return null;
+  const [, y, mo, d, h, mi, s, fraction, offset] = match;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  const ms = fraction === undefined ? 0 : Number(fraction.slice(0, 3).padEnd(3, '0'));
+  if (!isYearInRange(year) || hour > 23 || minute > 59 || second > 59) return null;
+  const wallMs = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const wall = new Date(wallMs);
+  // Date.UTC rolls 31 February over into March; a round trip of the fields catches that.
+  if (wall.getUTCFullYear() !== year || wall.getUTCMonth() !== month - 1 || wall.getUTCDate() !== day) {
+    return null;
+  }
+  let offsetMs = 0;
+  if (offset !== undefined && offset !== 'Z') {
+    const offsetHours = Number(offset.slice(1, 3));
+    const offsetMinutes = Number(offset.slice(4, 6));
+    if (offsetHours > 23 || offsetMinutes > 59) return null;
+    offsetMs = (offset.startsWith('-') ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60 * MS_PER_SECOND;
+  }
+  const instantMs = wallMs - offsetMs;
+  if (!isYearInRange(new Date(instantMs).getUTCFullYear())) return null;
+  return instantMs;
+}
+
+/** Any accepted ISO instant to the canonical UTC form, or null if it is not one. */
+export function normalizeIsoInstant(text: string): IsoInstant | null {
+  const ms = parseIsoInstantMs(text);
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function isCanonicalIsoInstant(text: unknown): text is IsoInstant {
+  return typeof text === 'string' && normalizeIsoInstant(text) === text;
+}
+
+/** Milliseconds since the epoch of a canonical instant; anything else is a bug upstream. */
+export function isoToMs(iso: IsoInstant): number {
+  const ms = parseIsoInstantMs(iso);
+  assert(ms !== null, `not an ISO instant: ${iso}`);
+  return ms;
+}
+
+export function msToIso(ms: number): IsoInstant {
+  assert(Number.isSafeInteger(ms), `instant ms must be an integer, got ${ms}`);
+  const date = new Date(ms);
+  assert(isYearInRange(date.getUTCFullYear()), `instant out of range: ${ms}`);
+  return date.toISOString();
+}
+
+export function addSecondsIso(iso: IsoInstant, seconds: number): IsoInstant {
+  assert(Number.isSafeInteger(seconds), `seconds must be an integer, got ${seconds}`);
+  return msToIso(isoToMs(iso) + seconds * MS_PER_SECOND);
+}
+
+/** Adds days of exactly 86,400 seconds (elapsed time, not calendar days in a zone). */
+export function addDaysIso(iso: IsoInstant, days: number): IsoInstant {
+  assert(Number.isSafeInteger(days), `days must be an integer, got ${days}`);
+  return addSecondsIso(iso, days * SECONDS_PER_DAY);
+}
+
+/** The later of two canonical instants. */
+export function maxIso(a: IsoInstant, b: IsoInstant): IsoInstant {
+  return a > b ? a : b;
+}
+
+// ---- time zones ---------------------------------------------------------------------------------
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = formatters.get(timeZone);
+  if (formatter === undefined) {
+    // Throws RangeError for an unknown zone; callers validate with isValidTimeZone first.
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      era: 'short',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    if (formatters.size >= FORMATTERS_CACHED_MAX) formatters.clear();
+    formatters.set(timeZone, formatter);
+  }
+  return formatter;
+}
+
+/** True for a time zone name the runtime's tz database knows (IANA names, not '+08:00'). */
+export function isValidTimeZone(timeZone: unknown): timeZone is string {
+  if (typeof timeZone !== 'string' || timeZone.length > TIME_ZONE_CHARS_MAX) return false;
+  if (!TIME_ZONE_PATTERN.test(timeZone)) return false;
+  try {
+    formatterFor(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The runtime's canonical spelling of a valid zone ('asia/shanghai' -> 'Asia/Shanghai'). */
+export function canonicalTimeZone(timeZone: string): string {
+  assert(isValidTimeZone(timeZone), `invalid time zone: ${timeZone}`);
+  return formatterFor(timeZone).resolvedOptions().timeZone;
+}
+
+type WallClock = { year: number; month: number; day: number; hour: number; minute: number; second: number };
+
+function wallClockAt(ms: number, timeZone: string): WallClock {
+  const fields: Record<string, number> = {};
+  let bc = false;
+  for (const part of formatterFor(timeZone).formatToParts(new Date(ms))) {
+    if (part.type === 'era') bc = part.value === 'BC' || part.value === 'B';
+    else if (part.type !== 'literal') fields[part.type] = Number(part.value);
+  }
+  const { year, month, day, hour, minute, second } = fields;
+  assert(
+    year !== undefined &&
+      month !== undefined &&
+      day !== undefined &&
+      hour !== undefined &&
+      minute !== undefined &&
+      second !== undefined,
+    `Intl did not format ${ms} in ${timeZone}`,
+  );
+  assert(!bc, `instant before year 1: ${ms}`);
+  return { year, month, day, hour, minute, second };
+}
+
+/** The local wall-clock reading at an instant, expressed as if it were UTC, in ms. */
+function wallClockMs(ms: number, timeZone: string): number {
+  const wall = wallClockAt(ms, timeZone);
+  const msOfSecond = ((ms % MS_PER_SECOND) + MS_PER_SECOND) % MS_PER_SECOND;
+  return Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second, msOfSecond);
+}
+
+function offsetMsAt(ms: number, timeZone: string): number {
+  return wallClockMs(ms, timeZone) - ms;
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+export function localYear(atIso: IsoInstant, timeZone: string): number {
+  return wallClockAt(isoToMs(atIso), timeZone).year;
+}
+
+export function localDate(atIso: IsoInstant, timeZone: string): LocalDate {
+  const wall = wallClockAt(isoToMs(atIso), timeZone);
+  return `${pad(wall.year, 4)}-${pad(wall.month, 2)}-${pad(wall.day, 2)}`;
+}
+
+function parseLocalDateMs(date: LocalDate): number | null {
+  const match = LOCAL_DATE_PATTERN.exec(date);
+  if (match === null) return null;
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  if (!isYearInRange(year)) return null;
+  const ms = Date.UTC(year, month - 1, day);
+  const check = new Date(ms);
+  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) {
+    return null;
+  }
+  return ms;
+}
+
+export function isLocalDate(text: unknown): text is LocalDate {
+  return typeof text === 'string' && parseLocalDateMs(text) !== null;
+}
+
+/** Calendar arithmetic on a local date (no zone involved: a calendar day is a calendar day). */
+export function addDaysToLocalDate(date: LocalDate, days: number): LocalDate {
+  const ms = parseLocalDateMs(date);
+  assert(ms !== null, `not a local date: ${date}`);
+  assert(Number.isSafeInteger(days), `days must be an integer, got ${days}`);
+  const result = new Date(ms + days * MS_PER_DAY);
+  assert(isYearInRange(result.getUTCFullYear()), `local date out of range: ${date} + ${days}`);
+  return result.toISOString().slice(0, 10);
+}
+
+/**
+ * The first instant at which the wall clock in `timeZone` reads `date` 00:00 or later. Usually that is
+ * local midnight; where a DST change skips midnight (or, as in Samoa in 2011, a whole day) it is the
+ * instant of the change; where midnight occurs twice it is the earlier one.
+ */
+export function startOfLocalDateIso(date: LocalDate, timeZone: string): IsoInstant {
+  const wallMs = parseLocalDateMs(date);
+  assert(wallMs !== null, `not a local date: ${date}`);
+  // Offsets in force a day either side bracket every transition near midnight (zones move at most a
+  // day, and never twice within two days).
+  const offsetBeforeMs = offsetMsAt(wallMs - MS_PER_DAY, timeZone);
+  const offsetAfterMs = offsetMsAt(wallMs + MS_PER_DAY, timeZone);
+  const candidates = [wallMs - offsetBeforeMs, wallMs - offsetAfterMs].sort((a, b) => a - b);
+  let resultMs: number | undefined = candidates.find((ms) => wallClockMs(ms, timeZone) === wallMs);
+  if (resultMs === undefined) {
+    // Midnight does not exist that day: find the transition by bisection. The wall clock is before
+    // midnight at `low` and at or past it at `high`.
+    let low = candidates[0] as number;
+    let high = candidates[1] as number;
+    assert(
+      wallClockMs(low, timeZone) < wallMs && wallClockMs(high, timeZone) >= wallMs,
+      `no transition around ${date} in ${timeZone}`,
+    );
+    while (high - low > 1) {
+      const middle = Math.floor((low + high) / 2);
+      if (wallClockMs(middle, timeZone) >= wallMs) high = middle;
+      else low = middle;
+    }
+    resultMs = high;
+  }
+  assert(
+    wallClockMs(resultMs, timeZone) >= wallMs && wallClockMs(resultMs - 1, timeZone) < wallMs,
+    `start of ${date} in ${timeZone} is not the first instant of that date`,
+  );
+  return msToIso(resultMs);
+}
+
+/** First instant of local year `year` in `timeZone` as UTC, e.g. 2026 in Asia/Shanghai -> 2025-12-31T16:00:00.000Z. */
+export function startOfLocalYearIso(year: number, timeZone: string): IsoInstant {
+  assert(Number.isSafeInteger(year) && isYearInRange(year), `year out of range: ${year}`);
+  return startOfLocalDateIso(`${pad(year, 4)}-01-01`, timeZone);
+}
