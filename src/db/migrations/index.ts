@@ -1,5 +1,6 @@
 import { migration001 } from './001-event-store.ts';
+import { migration002 } from './002-api-keys.ts';
 import type { Migration } from './migration.ts';
 
 /** Every migration, in order. Append only: an applied migration is never edited (its checksum is checked). */
-export const migrations: readonly Migration[] = [migration001];
+export const migrations: readonly Migration[] = [migration001, migration002];

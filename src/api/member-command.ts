@@ -1,0 +1,88 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { MemberCommand } from '../domain/member/commands.ts';
+import type { MemberEvent } from '../domain/member/events.ts';
+import type { MemberState } from '../domain/member/state.ts';
+import { memberDecider, explainMemberUniqueKey, uniqueKeysOf } from '../commands/members.ts';
+import { applicationError, type Rejection } from '../commands/errors.ts';
+import { requestHash, type Decided, type Response } from '../commands/run-command.ts';
+import { memberStreamId } from '../commands/streams.ts';
+import { derivedId } from '../ids.ts';
+import type { Runtime } from '../runtime.ts';
+import { mayActForStore, principalOf } from './plugins/auth.ts';
+import { idempotencyKeyOf } from './plugins/idempotency.ts';
+import { problem, rejectionProblem, sendProblem } from './problem.ts';
+import type { TenantContext } from '../domain/member/context.ts';
+
+export interface MemberCommandSpec {
+  memberId: string;
+  /** The store the command acts for (checked against a pos key's stores), when the body names one. */
+  storeId?: string;
+  command: MemberCommand;
+  respond(decided: Decided<MemberState, MemberEvent>): Response;
+  authorize?(state: MemberState): Rejection | null;
+  normalizedPhone?: string;
+}
+
+/**
+ * The one path every POS/support command takes: tenant, Idempotency-Key, store binding, then the command
+ * runner (idempotent replay, decide, append with the response). Rejections become problems here.
+ */
+export async function runMemberCommand(
+  runtime: Runtime,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  /** `idFor(purpose)` gives ids derived from the Idempotency-Key: a retry names the same member, hold, lot. */
+  specOf: (idFor: (purpose: string) => string) => MemberCommandSpec,
+): Promise<FastifyReply> {
+  const principal = principalOf(request);
+  const idempotency = idempotencyKeyOf(request);
+  if ('problem' in idempotency) return sendProblem(reply, idempotency.problem);
+  const idFor = (purpose: string) => derivedId(principal.tenantId, idempotency.key, purpose);
+  const spec = specOf(idFor);
+  if (spec.storeId !== undefined && !mayActForStore(principal, spec.storeId)) {
+    return sendProblem(reply, problem(403, 'forbidden', `this key may not act for store ${spec.storeId}`));
+  }
+  const tenant = await runtime.tenants.get(principal.tenantId);
+  if (tenant === null) return sendProblem(reply, problem(404, 'not-found', 'tenant not found'));
+  const command = spec.command;
+  const route = request.routeOptions.url ?? request.url;
+  const result = await runtime.runner.run(
+    {
+      tenantId: principal.tenantId,
+      streamId: memberStreamId(spec.memberId),
+      commandId: idempotency.key,
+      // The same key must mean the same request: method, route, member and body.
+      requestHash: requestHash([request.method, route, spec.memberId, request.body ?? null]),
+      correlationId: request.id,
+      actor: principal.keyId,
+      uniqueKeys: uniqueKeysOf(command, spec.normalizedPhone),
+    },
+    memberDecider(tenant, principal.keyId),
+    command,
+    {
+      respond: spec.respond,
+      explainUniqueKey: explainMemberUniqueKey,
+      ...(spec.authorize === undefined ? {} : { authorize: spec.authorize }),
+    },
+  );
+  if (!result.ok) {
+    runtime.metrics.commandOutcomes.labels(route, result.rejection.code).inc();
+    return sendProblem(reply, rejectionProblem(result.rejection));
+  }
+  runtime.metrics.commandOutcomes.labels(route, result.replayed ? 'replayed' : 'ok').inc();
+  if (result.replayed) void reply.header('Idempotent-Replayed', 'true');
+  return reply.code(result.response.status).send(result.response.body);
+}
+
+/** A hold's store must be one of a pos key's stores (captures and releases name no store in the body). */
+export function holdStoreCheck(request: FastifyRequest, holdId: string): (state: MemberState) => Rejection | null {
+  const principal = principalOf(request);
+  return (state) => {
+    if (!state.registered) return null;
+    const hold = state.holds.find((h) => h.holdId === holdId);
+    if (hold === undefined || mayActForStore(principal, hold.storeId)) return null;
+    return applicationError('forbidden', `this key may not act for store ${hold.storeId}`);
+  };
+}
+
+export type { TenantContext };

@@ -1,0 +1,58 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { problem, sendProblem } from '../problem.ts';
+
+interface ValidationEntry {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+/**
+ * Every error leaves as problem+json: validation, malformed JSON, wrong content type, oversized bodies,
+ * unknown routes, rate limits, and bugs (a 500 with no stack trace or SQL text; the log has the detail).
+ */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(404, 'not-found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.validation) {
+      const context = error.validationContext ?? 'body';
+      const errors = (error.validation as ValidationEntry[]).map((entry) => ({
+        path: [context, ...(entry.instancePath ?? '').split('/').filter((p) => p !== '')].join('.'),
+        message: entry.message ?? 'invalid',
+      }));
+      const first = errors[0];
+      return sendProblem(
+        reply,
+        problem(400, 'validation-failed', first ? `${first.path}: ${first.message}` : 'invalid request', { errors }),
+      );
+    }
+    switch (error.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return sendProblem(
+          reply,
+          problem(400, 'validation-failed', 'the body is not valid JSON', { errors: [{ path: 'body', message: 'malformed JSON' }] }),
+        );
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendProblem(reply, problem(413, 'payload-too-large', 'the body exceeds the size limit'));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(reply, problem(415, 'unsupported-media-type', 'send application/json'));
+      default:
+        break;
+    }
+    if (error.statusCode === 429) {
+      return sendProblem(reply, problem(429, 'rate-limited', 'too many requests for this key; slow down'));
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendProblem(reply, problem(error.statusCode, 'validation-failed', 'the request could not be read', {
+        errors: [{ path: 'request', message: 'unreadable request' }],
+      }));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
+  });
+}

@@ -1,0 +1,70 @@
+import type { FastifyReply } from 'fastify';
+import { DOMAIN_ERROR_STATUS } from '../domain/errors.ts';
+import type { Rejection } from '../commands/errors.ts';
+
+/**
+ * RFC 9457 problem details. The ONE place where errors become HTTP: domain errors and command-handling
+ * errors carry their status; everything the HTTP layer itself refuses is named here.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  [extra: string]: unknown;
+}
+
+const TITLES: Record<string, string> = {
+  'validation-failed': 'The request is not valid',
+  'not-found': 'Not found',
+  unauthorized: 'Missing or invalid API key',
+  forbidden: 'Not allowed for this key',
+  'concurrency-conflict': 'Concurrent change',
+  'idempotency-key-reused': 'Idempotency-Key reused with a different request',
+  'idempotency-key-missing': 'Idempotency-Key header required',
+  'payload-too-large': 'Request body too large',
+  'unsupported-media-type': 'Unsupported content type',
+  'rate-limited': 'Too many requests',
+  'request-timeout': 'Request timed out',
+  'service-unavailable': 'Service unavailable',
+  'internal-error': 'Internal error',
+  'insufficient-points': 'Insufficient points',
+  'hold-not-active': 'Hold is not active',
+  'order-already-recorded': 'Order already recorded',
+  'refund-exceeds-order': 'Refund exceeds the order',
+  'order-not-found': 'Order not found',
+  'member-exists': 'Member already exists',
+  'member-not-found': 'Member not found',
+  'hold-already-exists': 'Hold already exists',
+  'refund-already-recorded': 'Refund already recorded',
+  'adjustment-already-recorded': 'Adjustment already recorded',
+  'too-many-holds': 'Too many active holds',
+  'tenant-exists': 'Tenant already exists',
+  'tenant-not-found': 'Tenant not found',
+};
+
+export const PROBLEM_TYPE_BASE = 'https://points-ledger.dev/problems/';
+
+export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
+  return { type: `${PROBLEM_TYPE_BASE}${code}`, title: TITLES[code] ?? code, status, detail, code, ...extra };
+}
+
+/** A domain or command-handling rejection as a problem. Unknown members answer not-found (CONTRACT.md). */
+export function rejectionProblem(rejection: Rejection): Problem {
+  const extra: Record<string, unknown> = {};
+  if (rejection.code === 'validation-failed') extra['errors'] = rejection.extra.errors;
+  else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
+  else if (rejection.extra !== undefined) Object.assign(extra, rejection.extra);
+  // Not finding a member or an order is the generic not-found of the contract, with the domain's detail.
+  const code = rejection.code === 'member-not-found' ? 'not-found' : rejection.code;
+  return problem(rejection.status, code, rejection.detail, extra);
+}
+
+export function sendProblem(reply: FastifyReply, value: Problem): FastifyReply {
+  return reply.code(value.status).type('application/problem+json').send(value);
+}
+
+export function isDomainCode(code: string): boolean {
+  return code in DOMAIN_ERROR_STATUS;
+}

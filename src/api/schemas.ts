@@ -1,0 +1,140 @@
+import { z } from 'zod';
+import { CHANNELS } from '../domain/member/events.ts';
+import {
+  HOLD_TTL_SECONDS_MAX,
+  ORDER_AMOUNT_FEN_MAX,
+  ORDER_LINES_MAX,
+  POINTS_PER_COMMAND_MAX,
+  REASON_CHARS_MAX,
+  TICKET_CHARS_MAX,
+} from '../domain/limits.ts';
+import { memberNameSchema, phoneSchema, purchaseLineSchema } from '../domain/member/schemas.ts';
+import { commandPointsSchema, idSchema, isoInstantInputSchema, textSchema } from '../domain/validation.ts';
+
+/**
+ * Request and response schemas of /v1 (CONTRACT.md). They validate requests, type the handlers and
+ * generate /openapi.json. Field rules come from the domain's schemas so both layers hold the same limits.
+ * Objects are strict: a misspelt field is refused rather than silently ignored, on a path that moves money.
+ */
+export const memberIdParams = z.strictObject({ memberId: z.uuid() });
+export const holdParams = z.strictObject({ memberId: z.uuid(), holdId: idSchema });
+
+export const registerBody = z.strictObject({
+  memberId: z.uuid().optional(),
+  phone: phoneSchema,
+  name: memberNameSchema.optional(),
+  storeId: idSchema,
+  channel: z.enum(CHANNELS),
+});
+
+export const purchaseBody = z.strictObject({
+  orderId: idSchema,
+  storeId: idSchema,
+  occurredAt: isoInstantInputSchema.optional(),
+  lines: z.array(purchaseLineSchema).min(1).max(ORDER_LINES_MAX),
+});
+
+export const holdBody = z.strictObject({
+  holdId: z.uuid().optional(),
+  orderId: idSchema,
+  storeId: idSchema,
+  points: commandPointsSchema,
+  ttlSeconds: z.int().min(1).max(HOLD_TTL_SECONDS_MAX).optional(),
+});
+
+export const captureBody = z.strictObject({ points: commandPointsSchema.optional() });
+export const releaseBody = z.strictObject({});
+
+export const redemptionBody = z.strictObject({ orderId: idSchema, storeId: idSchema, points: commandPointsSchema });
+
+export const refundBody = z.strictObject({
+  refundId: idSchema,
+  orderId: idSchema,
+  storeId: idSchema,
+  amountFen: z.int().min(1).max(ORDER_AMOUNT_FEN_MAX),
+});
+
+export const adjustmentBody = z.strictObject({
+  adjustmentId: idSchema,
+  points: z
+    .int()
+    .min(-POINTS_PER_COMMAND_MAX)
+    .max(POINTS_PER_COMMAND_MAX)
+    .refine((points) => points !== 0, 'must not be zero'),
+  reason: textSchema(REASON_CHARS_MAX),
+  ticket: textSchema(TICKET_CHARS_MAX).optional(),
+});
+
+/** Ledger pages: at most this many entries. */
+export const LEDGER_PAGE_ENTRIES_MAX = 500;
+export const LEDGER_PAGE_ENTRIES_DEFAULT = 50;
+
+export const ledgerQuery = z.strictObject({
+  from: isoInstantInputSchema.optional(),
+  to: isoInstantInputSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(LEDGER_PAGE_ENTRIES_MAX).default(LEDGER_PAGE_ENTRIES_DEFAULT),
+  cursor: z
+    .string()
+    .max(64)
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .optional(),
+});
+
+export const lookupQuery = z.strictObject({ phone: phoneSchema });
+export const balanceQuery = z.strictObject({ asOf: isoInstantInputSchema.optional() });
+
+export const memberView = z.object({
+  memberId: z.string(),
+  tenantId: z.string(),
+  phone: z.string(),
+  tier: z.string(),
+  points: z.object({ balance: z.int(), held: z.int(), available: z.int() }),
+  expiring: z.array(z.object({ points: z.int(), expiresAt: z.string() })),
+  tags: z.array(z.string()),
+  version: z.int(),
+});
+
+export const lotView = z.object({ lotId: z.string(), points: z.int(), expiresAt: z.string() });
+
+export const purchaseResponse = z.object({
+  pointsEarned: z.int(),
+  balance: z.int(),
+  available: z.int(),
+  lot: lotView.nullable(),
+});
+export const holdResponse = z.object({ holdId: z.string(), points: z.int(), expiresAt: z.string(), available: z.int() });
+export const redeemedResponse = z.object({ pointsRedeemed: z.int(), balance: z.int(), available: z.int() });
+export const releaseResponse = z.object({ available: z.int() });
+export const refundResponse = z.object({
+  pointsReversed: z.int(),
+  pointsRestored: z.int(),
+  balance: z.int(),
+  available: z.int(),
+});
+export const adjustmentResponse = z.object({ balance: z.int(), available: z.int() });
+
+export const ledgerEntry = z.object({
+  entryId: z.string(),
+  at: z.string(),
+  kind: z.string(),
+  points: z.int(),
+  balanceAfter: z.int(),
+  orderId: z.string().optional(),
+  storeId: z.string().optional(),
+  reason: z.string().optional(),
+});
+export const ledgerResponse = z.object({ entries: z.array(ledgerEntry), nextCursor: z.string().nullable() });
+export const balanceResponse = z.object({ asOf: z.string(), balance: z.int(), held: z.int() });
+
+/** Documented, not enforced by the serializer: every error is problem+json. */
+export const problemSchema = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.int(),
+  detail: z.string(),
+  code: z.string(),
+});
+
+export const idempotencyHeaders = z.object({
+  'idempotency-key': z.string().describe('1-128 visible ASCII characters; the same key with the same body replays'),
+});

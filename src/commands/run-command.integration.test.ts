@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+import { ManualClock } from '../../test/helpers/ledger.ts';
+import type { MemberCommand } from '../domain/member/commands.ts';
+import type { TenantContext } from '../domain/member/context.ts';
+import type { MemberState } from '../domain/member/state.ts';
+import { memberView } from '../domain/member/view.ts';
+import { SqlEventStore } from '../eventstore/sql/sql-event-store.ts';
+import { explainMemberUniqueKey, memberDecider, memberFolder, uniqueKeysOf } from './members.ts';
+import { requestHash, CommandRunner, type CommandResult } from './run-command.ts';
+import { loadStream } from './stream-loader.ts';
+import { memberStreamId } from './streams.ts';
+import { TenantDirectory } from './tenants.ts';
+
+const database = useTestDatabase();
+const clock = new ManualClock('2026-05-01T04:00:00.000Z');
+let tenant: TenantContext;
+let counter = 0;
+
+function runOn(runner: CommandRunner, memberId: string, command: MemberCommand): Promise<CommandResult> {
+  counter += 1;
+  return runner.run(
+    {
+      tenantId: 'acme',
+      streamId: memberStreamId(memberId),
+      commandId: `cmd-${counter}`,
+      requestHash: requestHash([counter, command]),
+      uniqueKeys: uniqueKeysOf(command),
+    },
+    memberDecider(tenant, 'test'),
+    command,
+    {
+      respond: ({ state, now }) => ({
+        status: 201,
+        body: state.registered ? memberView(state, now) : null,
+      }),
+      explainUniqueKey: explainMemberUniqueKey,
+    },
+  );
+}
+
+beforeAll(async () => {
+  const store = new SqlEventStore(database.current.pool);
+  const runner = new CommandRunner(store, clock);
+  const directory = new TenantDirectory(store, runner, clock);
+  const created = await directory.create({ tenantId: 'acme' });
+  expect(created.ok).toBe(true);
+  tenant = (await directory.get('acme'))!;
+});
+afterAll(() => undefined);
+
+async function memberWithPoints(runner: CommandRunner, memberId: string, points: number): Promise<void> {
+  const phone = `+86139${String(counter).padStart(8, '0')}`;
+  expect((await runOn(runner, memberId, { type: 'RegisterMember', data: { memberId, phone, storeId: 's1', channel: 'store' } })).ok).toBe(true);
+  const credited = await runOn(runner, memberId, {
+    type: 'AdjustPoints',
+    data: { adjustmentId: `seed-${memberId}`, points, reason: 'seed', actor: 'test', lotId: `lot-${memberId}` },
+  });
+  expect(credited.ok).toBe(true);
+}
+
+describe('commands under concurrency, on the real database', () => {
+  it('50 concurrent 1-point redemptions against 10 points: exactly 10 succeed, 40 are insufficient-points', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    // Two runners stand for two API processes: inside one, commands queue per member; between the two,
+    // the stream version settles every race.
+    const runners = [new CommandRunner(store, clock), new CommandRunner(store, clock)];
+    const memberId = 'm-concurrent';
+    await memberWithPoints(runners[0]!, memberId, 10);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        runOn(runners[i % 2]!, memberId, { type: 'RedeemPoints', data: { orderId: `o-${i}`, storeId: 's1', points: 1 } }),
+      ),
+    );
+    const succeeded = results.filter((r) => r.ok).length;
+    const insufficient = results.filter((r) => !r.ok && r.rejection.code === 'insufficient-points').length;
+    expect(succeeded).toBe(10);
+    expect(insufficient).toBe(40);
+    const loaded = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+    const state = loaded.state as Extract<MemberState, { registered: true }>;
+    expect(state.balance).toBe(0);
+    const events = await store.readStream('acme', memberStreamId(memberId));
+    expect(events.filter((e) => e.type === 'PointsRedeemed')).toHaveLength(10);
+  });
+
+  it('costs the same read whatever the history: the state comes from the snapshot', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    const runner = new CommandRunner(store, clock);
+    const memberId = 'm-history';
+    await memberWithPoints(runner, memberId, 1_000);
+    for (let i = 0; i < 30; i++) {
+      expect((await runOn(runner, memberId, { type: 'RedeemPoints', data: { orderId: `h-${i}`, storeId: 's1', points: 1 } })).ok).toBe(true);
+    }
+    const loaded = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+    expect(loaded.fromSnapshot).toBe(true);
+    expect(loaded.version).toBe(32);
+    // With the snapshot gone, the same state is rebuilt from the events.
+    await database.current.pool.query('UPDATE streams SET snapshot = NULL, snapshot_schema = NULL WHERE stream_id = ?', [
+      memberStreamId(memberId),
+    ]);
+    const rebuilt = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+    expect(rebuilt.fromSnapshot).toBe(false);
+    expect(rebuilt.state).toEqual(loaded.state);
+    expect(rebuilt.version).toBe(loaded.version);
+  });
+
+  it('a rejected command writes nothing', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    const runner = new CommandRunner(store, clock);
+    const memberId = 'm-rejected';
+    await memberWithPoints(runner, memberId, 5);
+    const before = await store.readStream('acme', memberStreamId(memberId));
+    const rejected = await runOn(runner, memberId, { type: 'RedeemPoints', data: { orderId: 'x', storeId: 's1', points: 6 } });
+    expect(rejected.ok).toBe(false);
+    expect(await store.readStream('acme', memberStreamId(memberId))).toEqual(before);
+  });
+});

@@ -1,0 +1,174 @@
+import { createHash } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import type { Decision } from '../domain/event.ts';
+import { derivedId } from '../ids.ts';
+import {
+  ConcurrencyError,
+  DuplicateCommandError,
+  UniqueKeyError,
+  type CommandRecord,
+  type EventStore,
+  type NewEvent,
+} from '../eventstore/port.ts';
+import { applicationError, type Rejection } from './errors.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import { loadStream, type StreamFolder } from './stream-loader.ts';
+
+/**
+ * Reload-and-decide rounds after losing a version race to another process (inside one process commands on
+ * a stream queue on a mutex and do not race). Each round is one read and one append.
+ */
+export const COMMAND_CONFLICT_RETRIES_MAX = 10;
+/** Upper bound of the random pause before retry n (n x this): two processes stop winning in lockstep. */
+const CONFLICT_BACKOFF_MS_PER_ATTEMPT = 3;
+
+export interface StreamDecider<S, C, E extends { type: string; data: unknown }> extends StreamFolder<S, E> {
+  decide(command: C, state: S, now: string): Decision<E>;
+}
+
+export interface CommandEnvelope {
+  tenantId: string;
+  streamId: string;
+  /** The Idempotency-Key (or a derived id for commands from the CLI), unique per command in the tenant. */
+  commandId: string;
+  /** sha256 of what the command asks for; the same key with another request is refused. */
+  requestHash: string;
+  correlationId?: string;
+  actor?: string;
+  /** Business keys the command takes (e.g. 'purchase:<orderId>'), unique in the tenant, checked by the database. */
+  uniqueKeys?: readonly string[];
+}
+
+export interface Decided<S, E> {
+  events: readonly E[];
+  state: S;
+  version: number;
+  now: string;
+}
+
+export interface Response {
+  status: number;
+  body: unknown;
+}
+
+export type CommandResult = { ok: true; response: Response; replayed: boolean } | { ok: false; rejection: Rejection };
+
+export interface CommandHandlers<S, E> {
+  /** Checked against the loaded state before deciding (e.g. a pos key may capture only its stores' holds). */
+  authorize?(state: S): Rejection | null;
+  /** Builds the response stored with the events, so a retry gets the same answer. */
+  respond(decided: Decided<S, E>): Response;
+  /** What a taken business key means to the caller (e.g. 'purchase:<id>' is order-already-recorded). */
+  explainUniqueKey(key: string, holderStreamId: string | null): Rejection;
+}
+
+export function requestHash(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+/**
+ * Runs one command against one stream: idempotency check, load (snapshot), decide, append with the
+ * expected version, the response and the new snapshot in one transaction. A rejected command writes nothing.
+ */
+export class CommandRunner {
+  private readonly mutex = new KeyedMutex();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async run<S, C, E extends { type: string; data: unknown }>(
+    envelope: CommandEnvelope,
+    decider: StreamDecider<S, C, E>,
+    command: C,
+    handlers: CommandHandlers<S, E>,
+  ): Promise<CommandResult> {
+    const earlier = await this.store.findCommand(envelope.tenantId, envelope.commandId);
+    if (earlier) return replay(earlier, envelope);
+    return this.mutex.run(`${envelope.tenantId}/${envelope.streamId}`, () =>
+      this.decideAndAppend(envelope, decider, command, handlers),
+    );
+  }
+
+  private async decideAndAppend<S, C, E extends { type: string; data: unknown }>(
+    envelope: CommandEnvelope,
+    decider: StreamDecider<S, C, E>,
+    command: C,
+    handlers: CommandHandlers<S, E>,
+  ): Promise<CommandResult> {
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await loadStream(this.store, envelope.tenantId, envelope.streamId, decider);
+      const refused = handlers.authorize?.(loaded.state) ?? null;
+      if (refused !== null) return { ok: false, rejection: refused };
+      const now = this.clock.nowIso();
+      const decision = decider.decide(command, loaded.state, now);
+      if (!decision.ok) return { ok: false, rejection: decision.error };
+      let state = loaded.state;
+      for (const event of decision.events) state = decider.evolve(state, event);
+      const version = loaded.version + decision.events.length;
+      const response = handlers.respond({ events: decision.events, state, version, now });
+      if (decision.events.length === 0) return { ok: true, response, replayed: false };
+      try {
+        await this.store.append({
+          tenantId: envelope.tenantId,
+          streamId: envelope.streamId,
+          expectedVersion: loaded.version === 0 ? 'no-stream' : loaded.version,
+          events: decision.events.map((event, index) => toNewEvent(envelope, event, index, now)),
+          command: { commandId: envelope.commandId, requestHash: envelope.requestHash, response },
+          uniqueKeys: envelope.uniqueKeys ?? [],
+          snapshot: { schemaVersion: decider.snapshotSchema, state },
+        });
+        return { ok: true, response, replayed: false };
+      } catch (error) {
+        if (error instanceof DuplicateCommandError) return replay(error.record, envelope);
+        if (error instanceof UniqueKeyError) return { ok: false, rejection: handlers.explainUniqueKey(error.key, error.streamId) };
+        if (error instanceof ConcurrencyError) {
+          if (attempt >= COMMAND_CONFLICT_RETRIES_MAX) {
+            return {
+              ok: false,
+              rejection: applicationError('concurrency-conflict', 'the member changed concurrently; retry the request'),
+            };
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * CONFLICT_BACKOFF_MS_PER_ATTEMPT * attempt));
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+}
+
+function toNewEvent<E extends { type: string; data: unknown }>(
+  envelope: CommandEnvelope,
+  event: E,
+  index: number,
+  now: string,
+): NewEvent {
+  return {
+    // Derived from (tenant, command, index): a retry of the same command produces the same event ids.
+    eventId: derivedId(envelope.tenantId, envelope.commandId, String(index)),
+    type: event.type,
+    data: event.data,
+    metadata: {
+      tenantId: envelope.tenantId,
+      recordedAt: now,
+      commandId: envelope.commandId,
+      ...(envelope.correlationId === undefined ? {} : { correlationId: envelope.correlationId }),
+      ...(envelope.actor === undefined ? {} : { actor: envelope.actor }),
+    },
+  };
+}
+
+function replay(record: CommandRecord, envelope: CommandEnvelope): CommandResult {
+  if (record.requestHash !== envelope.requestHash || record.response === null) {
+    return {
+      ok: false,
+      rejection: applicationError(
+        'idempotency-key-reused',
+        'this Idempotency-Key was used before with a different request; use a new key for a new request',
+      ),
+    };
+  }
+  return { ok: true, response: record.response, replayed: true };
+}

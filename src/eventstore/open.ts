@@ -1,0 +1,16 @@
+import type { Pool } from '../db/pool.ts';
+import { EsdbEventStore } from './esdb/esdb-event-store.ts';
+import type { EventStore } from './port.ts';
+import { SqlEventStore } from './sql/sql-event-store.ts';
+
+/**
+ * The one place that chooses an event store adapter (LEDGER_EVENT_STORE): 'sql' keeps the events in the SQL database
+ * behind `pool`; an esdb:// or kurrentdb:// connection string (optionally +discover) keeps them in EventStoreDB, with
+ * command ids, unique keys and snapshots still in the SQL database behind `pool` (docs/eventstore-esdb.md).
+ * The pool stays the caller's; close() on the store releases only what the store opened.
+ */
+export function openEventStore(config: { eventStore: string }, pool: Pool): EventStore {
+  if (config.eventStore === 'sql') return new SqlEventStore(pool);
+  if (/^(esdb|kurrentdb)(\+discover)?:\/\//.test(config.eventStore)) return EsdbEventStore.connect(config.eventStore, pool);
+  throw new Error(`LEDGER_EVENT_STORE must be 'sql' or an esdb:// / kurrentdb:// connection string`);
+}
