@@ -84,11 +84,18 @@ export class CommandRunner {
     command: C,
     handlers: CommandHandlers<S, E>,
   ): Promise<CommandResult> {
-    const earlier = await this.store.findCommand(envelope.tenantId, envelope.commandId);
-    if (earlier) return replay(earlier, envelope);
-    return this.mutex.run(`${envelope.tenantId}/${envelope.streamId}`, () =>
-      this.decideAndAppend(envelope, decider, command, handlers),
-    );
+    // Checked inside the per-stream queue: a concurrent duplicate that queued behind the first attempt
+    // sees its command row instead of deciding again.
+    return this.mutex.run(`${envelope.tenantId}/${envelope.streamId}`, async () => {
+      const earlier = await this.store.findCommand(envelope.tenantId, envelope.commandId);
+      if (earlier) return replay(earlier, envelope);
+      const result = await this.decideAndAppend(envelope, decider, command, handlers);
+      if (result.ok) return result;
+      // A duplicate running in another process may have committed between our check and our decision
+      // (which then saw its effect, e.g. order-already-recorded): the first outcome is the answer.
+      const committed = await this.store.findCommand(envelope.tenantId, envelope.commandId);
+      return committed ? replay(committed, envelope) : result;
+    });
   }
 
   private async decideAndAppend<S, C, E extends { type: string; data: unknown }>(

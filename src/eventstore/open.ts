@@ -11,6 +11,7 @@ import { SqlEventStore } from './sql/sql-event-store.ts';
  */
 export function openEventStore(config: { eventStore: string }, pool: Pool): EventStore {
   if (config.eventStore === 'sql') return new SqlEventStore(pool);
-  if (/^(esdb|kurrentdb)(\+discover)?:\/\//.test(config.eventStore)) return EsdbEventStore.connect(config.eventStore, pool);
+  if (/^(esdb|kurrentdb)(\+discover)?:\/\//.test(config.eventStore))
+    return EsdbEventStore.connect(config.eventStore, pool);
   throw new Error(`LEDGER_EVENT_STORE must be 'sql' or an esdb:// / kurrentdb:// connection string`);
 }

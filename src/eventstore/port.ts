@@ -69,7 +69,11 @@ export interface AppendRequest {
   expectedVersion: ExpectedVersion;
   /** 1..APPEND_EVENTS_MAX events, all or nothing. */
   events: readonly NewEvent[];
-  /** A second append with the same command id in the tenant writes nothing and fails with DuplicateCommandError. */
+  /**
+   * A second append with the same command id in the tenant writes nothing and fails with DuplicateCommandError.
+   * The EventStoreDB adapter replaces each event id with derivedId(tenantId, commandId, String(index)) (uuid v5), so
+   * that a retry after an unknown outcome is recognised by reading the stream tail.
+   */
   command?: { commandId: string; requestHash: string; response?: { status: number; body: unknown } };
   /** Business keys unique within the tenant (e.g. 'purchase:<orderId>'); a taken key fails the append. */
   uniqueKeys?: readonly string[];
