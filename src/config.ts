@@ -18,6 +18,8 @@ const configSchema = z.object({
   LEDGER_CLOCK_START: z.iso.datetime({ offset: true }).optional(),
   NODE_ENV: z.string().optional(),
   LEDGER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LEDGER_DATABASE_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(0),
+  LEDGER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000_000).default(6_000),
 });
 
 export type Config = {
@@ -28,6 +30,10 @@ export type Config = {
   clockStart: string | undefined;
   production: boolean;
   logLevel: z.infer<typeof configSchema>['LEDGER_LOG_LEVEL'];
+  /** How long start/serve/project wait for the database to accept connections (containers start in any order). */
+  databaseWaitSeconds: number;
+  /** Requests per API key per minute before 429. */
+  rateLimitPerMinute: number;
 };
 
 export class ConfigError extends Error {}
@@ -51,5 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clockStart: value.LEDGER_CLOCK_START,
     production,
     logLevel: value.LEDGER_LOG_LEVEL,
+    databaseWaitSeconds: value.LEDGER_DATABASE_WAIT_SECONDS,
+    rateLimitPerMinute: value.LEDGER_RATE_LIMIT_PER_MINUTE,
   };
 }

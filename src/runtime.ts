@@ -51,6 +51,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       tenants: new TenantDirectory(store, runner, clock),
       refreshProjectionLag: async () => undefined,
       async close() {
+        await runner.drain();
         await store.close();
         await pool.end();
       },

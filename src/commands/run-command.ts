@@ -72,6 +72,8 @@ export function requestHash(parts: unknown): string {
  */
 export class CommandRunner {
   private readonly mutex = new KeyedMutex();
+  private inFlight = 0;
+  private idle: (() => void) | null = null;
 
   constructor(
     private readonly store: EventStore,
@@ -79,6 +81,30 @@ export class CommandRunner {
   ) {}
 
   async run<S, C, E extends { type: string; data: unknown }>(
+    envelope: CommandEnvelope,
+    decider: StreamDecider<S, C, E>,
+    command: C,
+    handlers: CommandHandlers<S, E>,
+  ): Promise<CommandResult> {
+    this.inFlight += 1;
+    try {
+      return await this.runQueued(envelope, decider, command, handlers);
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) this.idle?.();
+    }
+  }
+
+  /**
+   * Resolves when no command is running. Shutdown waits for it before closing the pool: a client that
+   * hangs up does not stop its command, which must still commit or write nothing, not die halfway.
+   */
+  async drain(): Promise<void> {
+    if (this.inFlight === 0) return;
+    await new Promise<void>((resolve) => (this.idle = resolve));
+  }
+
+  private runQueued<S, C, E extends { type: string; data: unknown }>(
     envelope: CommandEnvelope,
     decider: StreamDecider<S, C, E>,
     command: C,

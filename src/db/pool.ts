@@ -73,6 +73,22 @@ export async function openPool(url: string, connectionLimit = POOL_CONNECTIONS_M
   return pool;
 }
 
+/** Waits up to `seconds` for the server to accept connections (containers start in any order). */
+export async function waitForDatabase(url: string, seconds: number): Promise<void> {
+  const target = parseDatabaseUrl(url);
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    try {
+      const connection = await mysql.createConnection(serverOptions(target));
+      await connection.end();
+      return;
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
 export async function ensureDatabase(target: DatabaseTarget): Promise<void> {
   const connection = await mysql.createConnection(serverOptions(target));
   try {

@@ -1,6 +1,7 @@
 import { createKey } from '../../auth/keys.ts';
 import { buildServer } from '../../api/server.ts';
 import type { Config } from '../../config.ts';
+import { waitForDatabase } from '../../db/pool.ts';
 import { openRuntime, type Runtime } from '../../runtime.ts';
 import { onlyOptions, parseArgs } from '../args.ts';
 import type { Verb } from './verb.ts';
@@ -10,9 +11,12 @@ const DEMO_STORE_ID = 'store-001';
 
 /** Runs the API and/or the projectors until SIGTERM/SIGINT, then stops gracefully. */
 async function runProcess(config: Config, parts: { api: boolean; projector: boolean; migrate: boolean }): Promise<number> {
+  if (config.databaseWaitSeconds > 0) await waitForDatabase(config.databaseUrl, config.databaseWaitSeconds);
   const runtime = await openRuntime(config, { migrate: parts.migrate });
   const projector = parts.projector ? null as null | { start(): void; stop(): Promise<void> } : null;
-  const app = parts.api ? await buildServer(runtime, { logLevel: config.logLevel }) : null;
+  const app = parts.api
+    ? await buildServer(runtime, { logLevel: config.logLevel, rateLimitPerMinute: config.rateLimitPerMinute })
+    : null;
   if (parts.migrate) await ensureDemoTenant(runtime, config);
   projector?.start();
   if (app) await app.listen({ port: config.port, host: config.host });
