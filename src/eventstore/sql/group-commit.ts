@@ -1,22 +1,22 @@
 import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Pool } from '../../db/pool.ts';
 import type { AppendRequest, AppendResult } from '../port.ts';
-import { partitionOf } from '../partition.ts';
 import { appendBatch } from './append-transaction.ts';
 
 /**
- * Group commit (DESIGN.md, "Batching"). The fsync is the limit, so appends that arrive while a transaction
- * is in flight are gathered and written by the next transaction with a fixed number of statements.
- * Batches are per log partition, one transaction in flight per partition: appends to one partition
- * serialise on its counter row anyway, so queueing them here costs nothing, while partitions commit in
- * parallel and the server merges their fsyncs (its own group commit). Each
+ * Group commit (DESIGN.md, "Batching"). The fsync and the server's CPU are the limits, so appends that
+ * arrive while a transaction is in flight are gathered and written by the next transaction with a fixed
+ * number of statements, whatever the batch size. Measured on the 2-core machine (32 writers): one queue
+ * with up to two transactions in flight gave about twice the appends/s of one queue per log partition,
+ * whose batches stayed small (BENCHMARKS.md). Two in flight, not one, so a slow transaction does not hold
+ * up every till; more than two mostly wait on each other's partition rows. Each
  * request keeps its own outcome: a version conflict fails only that request; a duplicate command id or
  * unique key fails the statement, so the batch is rolled back and its requests are retried one by one to
  * tell whose key it was.
  */
 export const GROUP_REQUESTS_MAX = 128;
 export const GROUP_EVENTS_MAX = 2_000;
-/** Transactions in flight per store instance, at most one per partition. */
-export const GROUP_TRANSACTIONS_IN_FLIGHT = 16;
+/** Transactions in flight per store instance. */
+export const GROUP_TRANSACTIONS_IN_FLIGHT = 2;
 /** Deadlocks and lock-wait timeouts roll a transaction back whole; retrying it is safe. */
 const TRANSIENT_RETRIES_MAX = 5;
 
@@ -34,9 +34,9 @@ export interface GroupCommitOptions {
 }
 
 export class GroupCommitter {
-  /** Waiting appends per (tenant, partition), oldest first. */
-  private readonly queues = new Map<string, Pending[]>();
-  private readonly busy = new Set<string>();
+  /** Waiting appends, oldest first. */
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
 
   constructor(
     private readonly pool: Pool,
@@ -45,24 +45,18 @@ export class GroupCommitter {
   ) {}
 
   append(request: AppendRequest): Promise<AppendResult> {
-    const key = `${request.tenantId}\u0000${partitionOf(request.streamId, this.partitions)}`;
     return new Promise<AppendResult>((resolve, reject) => {
-      const queue = this.queues.get(key);
-      if (queue === undefined) this.queues.set(key, [{ request, resolve, reject }]);
-      else queue.push({ request, resolve, reject });
+      this.queue.push({ request, resolve, reject });
       this.pump();
     });
   }
 
   private pump(): void {
-    for (const [key, queue] of this.queues) {
-      if (this.busy.size >= GROUP_TRANSACTIONS_IN_FLIGHT) return;
-      if (this.busy.has(key)) continue;
-      const batch = takeBatch(queue);
-      if (queue.length === 0) this.queues.delete(key);
-      this.busy.add(key);
+    while (this.inFlight < GROUP_TRANSACTIONS_IN_FLIGHT && this.queue.length > 0) {
+      const batch = takeBatch(this.queue);
+      this.inFlight += 1;
       void this.commit(batch).finally(() => {
-        this.busy.delete(key);
+        this.inFlight -= 1;
         this.pump();
       });
     }
