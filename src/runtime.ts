@@ -8,6 +8,7 @@ import { openPool, type Pool } from './db/pool.ts';
 import { openEventStore } from './eventstore/open.ts';
 import type { EventStore } from './eventstore/port.ts';
 import { Metrics } from './api/plugins/metrics.ts';
+import { updateProjectionLagGauge } from './projections/status.ts';
 
 /**
  * Everything a ledger process holds: one pool, one event store, one clock, one command runner.
@@ -49,7 +50,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
       metrics,
       runner,
       tenants: new TenantDirectory(store, runner, clock),
-      refreshProjectionLag: async () => undefined,
+      refreshProjectionLag: async () => {
+        await updateProjectionLagGauge(metrics.projectionLag, pool, store);
+      },
       async close() {
         await runner.drain();
         await store.close();

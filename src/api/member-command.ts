@@ -51,8 +51,9 @@ export async function runMemberCommand(
       tenantId: principal.tenantId,
       streamId: memberStreamId(spec.memberId),
       commandId: idempotency.key,
-      // The same key must mean the same request: method, route, member and body.
-      requestHash: requestHash([request.method, route, spec.memberId, request.body ?? null]),
+      // The same key must mean the same request: method, route, member, path parameters (the holdId of a
+      // capture or release) and body.
+      requestHash: requestHash([request.method, route, spec.memberId, request.params ?? null, request.body ?? null]),
       correlationId: request.id,
       actor: principal.keyId,
       uniqueKeys: uniqueKeysOf(command, spec.normalizedPhone),

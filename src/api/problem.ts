@@ -57,7 +57,7 @@ export function rejectionProblem(rejection: Rejection): Problem {
   else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
   else if (rejection.extra !== undefined) Object.assign(extra, rejection.extra);
   // Not finding a member or an order is the generic not-found of the contract, with the domain's detail.
-  const code = rejection.code === 'member-not-found' ? 'not-found' : rejection.code;
+  const code = rejection.code === 'member-not-found' || rejection.code === 'order-not-found' ? 'not-found' : rejection.code;
   return problem(rejection.status, code, rejection.detail, extra);
 }
 

@@ -24,7 +24,12 @@ describe('a checkout, end to end over HTTP', () => {
       channel: 'store',
     });
     expect(registered.statusCode).toBe(201);
-    expect(registered.json()).toMatchObject({ memberId, tenantId: 'acme', tier: 'standard', points: { balance: 0 } });
+    expect(registered.json()).toMatchObject({
+      memberId,
+      tenantId: 'acme',
+      tier: 'standard',
+      points: { balance: 0 },
+    });
     expect(registered.json().phone).not.toContain('0013');
 
     const purchase = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, {
@@ -40,24 +45,40 @@ describe('a checkout, end to end over HTTP', () => {
     expect(purchase.json()).toMatchObject({ pointsEarned: 168, balance: 168, available: 168 });
     expect(purchase.json().lot.expiresAt).toBe('2027-12-31T16:00:00.000Z');
 
-    const hold = await post(ledger.app, pos, `/v1/members/${memberId}/holds`, { orderId: 'o-2', storeId: store, points: 100 });
+    const hold = await post(ledger.app, pos, `/v1/members/${memberId}/holds`, {
+      orderId: 'o-2',
+      storeId: store,
+      points: 100,
+    });
     expect(hold.statusCode).toBe(201);
     expect(hold.json()).toMatchObject({ points: 100, available: 68 });
 
     const view = await get(ledger.app, pos, `/v1/members/${memberId}`);
     expect(view.json().points).toEqual({ balance: 168, held: 100, available: 68 });
 
-    const capture = await post(ledger.app, pos, `/v1/members/${memberId}/holds/${hold.json().holdId}/capture`, { points: 60 });
+    const capture = await post(
+      ledger.app,
+      pos,
+      `/v1/members/${memberId}/holds/${hold.json().holdId}/capture`,
+      { points: 60 },
+    );
     expect(capture.statusCode).toBe(200);
     expect(capture.json()).toEqual({ pointsRedeemed: 60, balance: 108, available: 108 });
 
-    const again = await post(ledger.app, pos, `/v1/members/${memberId}/holds/${hold.json().holdId}/release`, {});
+    const again = await post(
+      ledger.app,
+      pos,
+      `/v1/members/${memberId}/holds/${hold.json().holdId}/release`,
+      {},
+    );
     expect(again.statusCode).toBe(409);
     expect(again.json().code).toBe('hold-not-active');
 
     const ledgerPage = await get(ledger.app, pos, `/v1/members/${memberId}/ledger`);
     expect(ledgerPage.statusCode).toBe(200);
-    expect(ledgerPage.json().entries.map((e: { kind: string; points: number }) => [e.kind, e.points])).toEqual([
+    expect(
+      ledgerPage.json().entries.map((e: { kind: string; points: number }) => [e.kind, e.points]),
+    ).toEqual([
       ['earned', 168],
       ['redeemed', -60],
     ]);
@@ -65,14 +86,24 @@ describe('a checkout, end to end over HTTP', () => {
 
   it('replays the first response for a retried Idempotency-Key and refuses it with another body', async () => {
     const key = newIdempotencyKey();
-    const body = { orderId: 'o-idem', storeId: store, lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 1_000 }] };
+    const body = {
+      orderId: 'o-idem',
+      storeId: store,
+      lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 1_000 }],
+    };
     const first = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
     const second = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
     expect(first.statusCode).toBe(201);
     expect(second.statusCode).toBe(201);
     expect(second.headers['idempotent-replayed']).toBe('true');
     expect(second.json()).toEqual(first.json());
-    const reused = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, { ...body, orderId: 'o-other' }, key);
+    const reused = await post(
+      ledger.app,
+      pos,
+      `/v1/members/${memberId}/purchases`,
+      { ...body, orderId: 'o-other' },
+      key,
+    );
     expect(reused.statusCode).toBe(409);
     expect(reused.json().code).toBe('idempotency-key-reused');
     const sameOrder = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body);

@@ -31,7 +31,9 @@ export const purchaseBody = z.strictObject({
   orderId: idSchema,
   storeId: idSchema,
   occurredAt: isoInstantInputSchema.optional(),
-  lines: z.array(purchaseLineSchema).min(1).max(ORDER_LINES_MAX),
+  // Strict like the rest: the domain's line schema strips unknown keys, so a misspelt `insurance_fen`
+  // would silently earn points on the insured part of the line.
+  lines: z.array(purchaseLineSchema.strict()).min(1).max(ORDER_LINES_MAX),
 });
 
 export const holdBody = z.strictObject({

@@ -11,7 +11,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { Runtime } from '../runtime.ts';
 import { registerAuth } from './plugins/auth.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import { frameworkErrorProblem, registerErrorHandling } from './plugins/errors.ts';
 import { registerOperationalRoutes } from './routes/operational.ts';
 import { registerMemberRoutes } from './routes/members.ts';
 import { registerPointsRoutes } from './routes/points.ts';
@@ -21,6 +21,11 @@ import { registerReadRoutes } from './routes/reads.ts';
 export const REQUEST_BODY_BYTES_MAX = 256 * 1024;
 /** A request still running after this is cut (the command either committed or wrote nothing). */
 export const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * A caller's X-Request-Id is kept as the request id (and the events' correlation id) only when it looks
+ * like an id; anything else, e.g. 70 KB of text that would not fit the event metadata, gets a fresh uuid.
+ */
+const REQUEST_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 /** Requests per key per minute before 429; a till sends a handful per checkout. */
 export const RATE_LIMIT_REQUESTS_PER_MINUTE_DEFAULT = 6_000;
 
@@ -35,10 +40,16 @@ export async function buildServer(runtime: Runtime, options: ServerOptions = {})
     bodyLimit: REQUEST_BODY_BYTES_MAX,
     requestTimeout: REQUEST_TIMEOUT_MS,
     // The request id travels into the event metadata as the correlation id.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const header = raw.headers['x-request-id'];
+      return typeof header === 'string' && REQUEST_ID_PATTERN.test(header) ? header : randomUUID();
+    },
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorProblem,
   }).withTypeProvider<ZodTypeProvider>();
+  // Bodies are JSON only: anything else is 415, not a string handed to the schema.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 

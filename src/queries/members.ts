@@ -1,13 +1,14 @@
+import { replayMember } from '../audit/member-replay.ts';
 import { memberFolder } from '../commands/members.ts';
 import { loadStream, toDomainEvent } from '../commands/stream-loader.ts';
 import { memberStreamId } from '../commands/streams.ts';
 import type { MemberEvent } from '../domain/member/events.ts';
-import { evolveMember } from '../domain/member/evolve.ts';
 import { movementsOf, type MovementKind } from '../domain/member/movements.ts';
 import { maskPhone } from '../domain/member/phone.ts';
-import { initialMemberState, type MemberState } from '../domain/member/state.ts';
+import type { MemberState } from '../domain/member/state.ts';
 import { memberView } from '../domain/member/view.ts';
 import type { EventStore } from '../eventstore/port.ts';
+import { memberTags } from '../projections/tags.ts';
 import type { Pool } from '../db/pool.ts';
 
 /** The member view of CONTRACT.md. */
@@ -56,7 +57,7 @@ export async function readMemberView(
 ): Promise<MemberViewBody | null> {
   const loaded = await loadStream(store, tenantId, memberStreamId(memberId), memberFolder);
   if (!loaded.state.registered) return null;
-  return memberViewBody(tenantId, loaded.state, loaded.version, now, await Promise.resolve(pool ? [] : []));
+  return memberViewBody(tenantId, loaded.state, loaded.version, now, await memberTags(pool, tenantId, memberId, now));
 }
 
 export async function findMemberIdByPhone(store: EventStore, tenantId: string, normalizedPhone: string): Promise<string | null> {
@@ -100,14 +101,16 @@ export async function readLedgerPage(
     });
     for (const recorded of page) {
       if (options.to !== undefined && recorded.recordedAt >= options.to) return { entries, nextVersion: null };
-      const movements = movementsOf(toDomainEvent<MemberEvent>(recorded));
-      // Both movements of a refund stay on one page: stop before an event that would overflow it.
-      if (entries.length > 0 && entries.length + movements.length > options.limit) {
+      const inWindow = options.from === undefined || recorded.recordedAt >= options.from;
+      const movements = inWindow ? movementsOf(toDomainEvent<MemberEvent>(recorded)) : [];
+      // The page ends before the first event that does not fit, so a cursor is returned only when another
+      // entry exists (a full page at the end of the stream answers null). Both movements of a refund stay
+      // on one page.
+      if (movements.length > 0 && entries.length > 0 && entries.length + movements.length > options.limit) {
         return { entries, nextVersion: version };
       }
       version = recorded.streamVersion;
       scanned += 1;
-      if (options.from !== undefined && recorded.recordedAt < options.from) continue;
       for (const movement of movements) {
         entries.push({
           entryId: movement.suffix === '' ? recorded.eventId : `${recorded.eventId}:${movement.suffix}`,
@@ -120,30 +123,22 @@ export async function readLedgerPage(
           ...(movement.reason === undefined ? {} : { reason: movement.reason }),
         });
       }
-      if (entries.length >= options.limit) return { entries, nextVersion: version };
       if (scanned >= LEDGER_SCAN_EVENTS_MAX) return { entries, nextVersion: version };
     }
     if (page.length < LEDGER_SCAN_EVENTS) return { entries, nextVersion: null };
   }
 }
 
-/** The state of a member as of an instant, folded from its events (not from the read model or snapshot). */
+/**
+ * The state of a member as of an instant, folded from its events (not from the read model or snapshot).
+ * The fold is the one `ledger replay` prints (src/audit/member-replay.ts).
+ */
 export async function replayMemberAsOf(
   store: EventStore,
   tenantId: string,
   memberId: string,
   asOf: string,
 ): Promise<{ state: MemberState; version: number } | null> {
-  let state = initialMemberState();
-  let version = 0;
-  for (;;) {
-    const page = await store.readStream(tenantId, memberStreamId(memberId), { fromVersion: version + 1, limit: 1_000 });
-    for (const recorded of page) {
-      if (recorded.recordedAt > asOf) return state.registered ? { state, version } : null;
-      state = evolveMember(state, toDomainEvent<MemberEvent>(recorded));
-      version = recorded.streamVersion;
-    }
-    if (page.length < 1_000) break;
-  }
-  return state.registered ? { state, version } : null;
+  const replayed = await replayMember(store, tenantId, memberId, { asOf });
+  return replayed.state.registered ? replayed : null;
 }

@@ -1,7 +1,8 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problem, sendProblem } from '../problem.ts';
 
 interface ValidationEntry {
+  keyword?: string;
   instancePath?: string;
   message?: string;
   params?: Record<string, unknown>;
@@ -19,10 +20,15 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) {
       const context = error.validationContext ?? 'body';
-      const errors = (error.validation as ValidationEntry[]).map((entry) => ({
-        path: [context, ...(entry.instancePath ?? '').split('/').filter((p) => p !== '')].join('.'),
-        message: entry.message ?? 'invalid',
-      }));
+      const errors = (error.validation as ValidationEntry[]).flatMap((entry) => {
+        const path = [context, ...(entry.instancePath ?? '').split('/').filter((p) => p !== '')];
+        // An unknown field is reported on its own path, so the list names every offending field.
+        const unknownKeys = entry.keyword === 'unrecognized_keys' ? entry.params?.['keys'] : undefined;
+        if (Array.isArray(unknownKeys) && unknownKeys.length > 0) {
+          return unknownKeys.map((key) => ({ path: [...path, String(key)].join('.'), message: 'unknown field' }));
+        }
+        return [{ path: path.join('.'), message: entry.message ?? 'invalid' }];
+      });
       const first = errors[0];
       return sendProblem(
         reply,
@@ -39,8 +45,14 @@ export function registerErrorHandling(app: FastifyInstance): void {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return sendProblem(reply, problem(413, 'payload-too-large', 'the body exceeds the size limit'));
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return sendProblem(reply, problem(415, 'unsupported-media-type', 'send application/json'));
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(
+          reply,
+          problem(400, 'validation-failed', 'the body does not match its Content-Length', {
+            errors: [{ path: 'headers.content-length', message: 'does not match the body' }],
+          }),
+        );
       default:
         break;
     }
@@ -55,4 +67,22 @@ export function registerErrorHandling(app: FastifyInstance): void {
     request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
   });
+}
+
+/**
+ * Errors fastify raises before routing (a URL that does not decode, a path parameter past the router's
+ * length limit) never reach the error handler; passed as the `frameworkErrors` option they answer as
+ * problem+json like every other error.
+ */
+export function frameworkErrorProblem(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    return sendProblem(
+      reply,
+      problem(400, 'validation-failed', 'the URL could not be read', {
+        errors: [{ path: 'url', message: error.code === 'FST_ERR_BAD_URL' ? 'not a valid URL' : 'a path segment is too long' }],
+      }),
+    );
+  }
+  request.log.error({ err: error }, 'request failed before routing');
+  return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
 }

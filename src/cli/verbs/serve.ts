@@ -2,6 +2,7 @@ import { createKey } from '../../auth/keys.ts';
 import { buildServer } from '../../api/server.ts';
 import type { Config } from '../../config.ts';
 import { waitForDatabase } from '../../db/pool.ts';
+import { Projector } from '../../projections/runtime.ts';
 import { openRuntime, type Runtime } from '../../runtime.ts';
 import { onlyOptions, parseArgs } from '../args.ts';
 import type { Verb } from './verb.ts';
@@ -13,7 +14,7 @@ const DEMO_STORE_ID = 'store-001';
 async function runProcess(config: Config, parts: { api: boolean; projector: boolean; migrate: boolean }): Promise<number> {
   if (config.databaseWaitSeconds > 0) await waitForDatabase(config.databaseUrl, config.databaseWaitSeconds);
   const runtime = await openRuntime(config, { migrate: parts.migrate });
-  const projector = parts.projector ? null as null | { start(): void; stop(): Promise<void> } : null;
+  const projector = parts.projector ? new Projector(runtime.pool, runtime.store) : null;
   const app = parts.api
     ? await buildServer(runtime, { logLevel: config.logLevel, rateLimitPerMinute: config.rateLimitPerMinute })
     : null;

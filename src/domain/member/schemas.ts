@@ -55,7 +55,8 @@ export const purchaseLineSchema = z
     amountFen: z.int().min(0).max(ORDER_AMOUNT_FEN_MAX),
     insuranceFen: z.int().min(0).max(ORDER_AMOUNT_FEN_MAX).optional(),
   })
-  .refine((line) => (line.insuranceFen ?? 0) <= line.amountFen, {
+  // An absent insuranceFen is never the error, even when amountFen itself failed (the refine still runs).
+  .refine((line) => line.insuranceFen === undefined || line.insuranceFen <= line.amountFen, {
     path: ['insuranceFen'],
     message: 'must not exceed amountFen',
   });

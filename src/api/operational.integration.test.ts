@@ -1,0 +1,199 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
+import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
+import { expectProblem, registerMember, uniqueId } from '../../test/helpers/api.ts';
+
+const database = useTestDatabase();
+let ledger: TestLedger;
+let pos: string;
+const store = 'store-1';
+
+beforeAll(async () => {
+  ledger = await openTestLedger(database.current);
+  await ledger.createTenant('acme');
+  pos = await ledger.key('acme', 'pos', [store]);
+});
+afterAll(async () => ledger.close());
+
+describe('GET /healthz and /readyz', () => {
+  it('/healthz answers 200 without a key', async () => {
+    const response = await ledger.app.inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('/readyz answers 200 on a migrated database', async () => {
+    const response = await ledger.app.inject({ method: 'GET', url: '/readyz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ready' });
+  });
+
+  it('/readyz answers 503 problem+json on a database without the schema, while /healthz stays 200', async () => {
+    const bare = await createTestDatabase({ migrate: false });
+    const unready = await openTestLedger(bare);
+    try {
+      expectProblem(await unready.app.inject({ method: 'GET', url: '/readyz' }), 503, 'service-unavailable');
+      expect((await unready.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    } finally {
+      await unready.close();
+      await bare.drop();
+    }
+  });
+});
+
+describe('GET /metrics', () => {
+  /** name{labels} value, per the Prometheus text format. */
+  const SAMPLE =
+    /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)( \d+)?$/;
+
+  it('is Prometheus text with request latency and command outcomes, labelled by route template', async () => {
+    const memberId = await registerMember(ledger, pos, store);
+    await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, {
+      orderId: uniqueId('o'),
+      storeId: store,
+      points: 5,
+    });
+    await get(ledger.app, pos, `/v1/members/${memberId}`);
+
+    const response = await ledger.app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const lines = response.body.split('\n').filter((line) => line !== '');
+    for (const line of lines) {
+      if (line.startsWith('#')) expect(line).toMatch(/^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/);
+      else expect(line).toMatch(SAMPLE);
+    }
+    expect(lines).toContain('# TYPE ledger_http_request_duration_seconds histogram');
+    expect(lines).toContain('# TYPE ledger_command_outcomes_total counter');
+    expect(response.body).toMatch(/^ledger_command_outcomes_total\{route="\/v1\/members",outcome="ok"\} 1$/m);
+    expect(response.body).toMatch(
+      /^ledger_command_outcomes_total\{route="\/v1\/members\/:memberId\/redemptions",outcome="insufficient-points"\} 1$/m,
+    );
+    expect(response.body).toMatch(
+      /^ledger_http_request_duration_seconds_count\{method="GET",route="\/v1\/members\/:memberId",status="200"\} 1$/m,
+    );
+    // Route templates, never raw paths: ids would make one series per member.
+    expect(response.body).not.toContain(memberId);
+  });
+
+  it('does not need a key', async () => {
+    expect(
+      (
+        await ledger.app.inject({
+          method: 'GET',
+          url: '/metrics',
+          headers: { authorization: 'Bearer nonsense' },
+        })
+      ).statusCode,
+    ).toBe(200);
+  });
+});
+
+describe('GET /openapi.json and /docs', () => {
+  /** The /v1 routes of CONTRACT.md, as OpenAPI paths. */
+  const CONTRACT_ROUTES = [
+    ['post', '/v1/members', '201'],
+    ['get', '/v1/members', '200'],
+    ['get', '/v1/members/{memberId}', '200'],
+    ['post', '/v1/members/{memberId}/purchases', '201'],
+    ['post', '/v1/members/{memberId}/holds', '201'],
+    ['post', '/v1/members/{memberId}/holds/{holdId}/capture', '200'],
+    ['post', '/v1/members/{memberId}/holds/{holdId}/release', '200'],
+    ['post', '/v1/members/{memberId}/redemptions', '201'],
+    ['post', '/v1/members/{memberId}/refunds', '201'],
+    ['post', '/v1/members/{memberId}/adjustments', '201'],
+    ['get', '/v1/members/{memberId}/ledger', '200'],
+    ['get', '/v1/members/{memberId}/balance', '200'],
+  ] as const;
+
+  type Json = Record<string, unknown>;
+  let document: Json;
+
+  beforeAll(async () => {
+    const response = await ledger.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    document = response.json();
+  });
+
+  it('is an OpenAPI 3 document', () => {
+    expect(document['openapi']).toMatch(/^3\.\d+\.\d+$/);
+    const info = document['info'] as Json;
+    expect(typeof info['title']).toBe('string');
+    expect(typeof info['version']).toBe('string');
+    const paths = document['paths'] as Record<string, Record<string, Json>>;
+    const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+    for (const [path, item] of Object.entries(paths)) {
+      expect(path.startsWith('/')).toBe(true);
+      const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      for (const [method, operation] of Object.entries(item)) {
+        if (method === 'parameters') continue;
+        expect(methods.has(method), `${method} ${path}`).toBe(true);
+        const responses = operation['responses'] as Record<string, Json>;
+        expect(Object.keys(responses).length, `${method} ${path} has responses`).toBeGreaterThan(0);
+        for (const [status, response] of Object.entries(responses)) {
+          expect(status).toMatch(/^([1-5]\d\d|[1-5]XX|default)$/);
+          expect(typeof response['description'], `${method} ${path} ${status} description`).toBe('string');
+        }
+        const parameters = (operation['parameters'] ?? []) as Json[];
+        for (const parameter of parameters) {
+          expect(['query', 'header', 'path', 'cookie']).toContain(parameter['in']);
+          expect(typeof parameter['name']).toBe('string');
+          if (parameter['in'] === 'path') expect(parameter['required']).toBe(true);
+        }
+        // Every {param} of the path is declared as a path parameter, and only those.
+        const declared = parameters.filter((p) => p['in'] === 'path').map((p) => p['name']);
+        expect(declared.sort(), `${method} ${path}`).toEqual([...templated].sort());
+        const body = operation['requestBody'] as Json | undefined;
+        if (body !== undefined) expect(Object.keys(body['content'] as Json).length).toBeGreaterThan(0);
+      }
+    }
+    // Every $ref resolves inside the document.
+    const refs = JSON.stringify(document).match(/"\$ref":"[^"]+"/g) ?? [];
+    for (const ref of refs) {
+      const pointer = ref.slice('"$ref":"#/'.length, -1).split('/');
+      let node: unknown = document;
+      for (const part of pointer) node = (node as Json)[part.replaceAll('~1', '/').replaceAll('~0', '~')];
+      expect(node, ref).toBeDefined();
+    }
+  });
+
+  it('lists every /v1 route of the contract with its success status, and declares bearer auth', () => {
+    const paths = document['paths'] as Record<string, Record<string, Json>>;
+    for (const [method, path, status] of CONTRACT_ROUTES) {
+      const operation = paths[path]?.[method];
+      expect(operation, `${method.toUpperCase()} ${path}`).toBeDefined();
+      expect(Object.keys(operation!['responses'] as Json)).toContain(status);
+      if (method === 'post') expect(operation!['requestBody'], `${path} documents its body`).toBeDefined();
+    }
+    const v1Operations = Object.entries(paths)
+      .filter(([path]) => path.startsWith('/v1/'))
+      .flatMap(([path, item]) => Object.keys(item).map((method) => `${method} ${path}`));
+    expect(v1Operations.sort()).toEqual(CONTRACT_ROUTES.map(([method, path]) => `${method} ${path}`).sort());
+    expect(document['security']).toEqual([{ bearer: [] }]);
+  });
+
+  it('documents the same limits the requests are validated with', () => {
+    const paths = document['paths'] as Record<string, Record<string, Json>>;
+    const holdBody = (
+      ((paths['/v1/members/{memberId}/holds']!['post']!['requestBody'] as Json)['content'] as Json)[
+        'application/json'
+      ] as Json
+    )['schema'] as Json;
+    expect((holdBody['properties'] as Record<string, Json>)['ttlSeconds']).toMatchObject({
+      type: 'integer',
+      maximum: 3600,
+    });
+    const ledgerLimit = (paths['/v1/members/{memberId}/ledger']!['get']!['parameters'] as Json[]).find(
+      (p) => p['name'] === 'limit',
+    )!['schema'] as Json;
+    expect(ledgerLimit['maximum']).toBe(500);
+  });
+
+  it('/docs answers with the API documentation page', async () => {
+    const response = await ledger.app.inject({ method: 'GET', url: '/docs' });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^text\/html/);
+    expect(response.body).toContain('swagger-ui');
+  });
+});

@@ -1,0 +1,341 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { generateHistory } from '../../scripts/generate-history.ts';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+import { audit as auditVerb } from '../cli/verbs/audit.ts';
+import { replay as replayVerb } from '../cli/verbs/replay.ts';
+import { memberIdOfStream } from '../commands/streams.ts';
+import { loadConfig } from '../config.ts';
+import { sqlInt } from '../db/pool.ts';
+import { decideMember, evolveMember, initialMemberState, type MemberCommand, type MemberEvent, type MemberState } from '../domain/member/index.ts';
+import { defaultProgramme } from '../domain/programme.ts';
+import { partitionHash, streamHash } from '../eventstore/hash.ts';
+import { SqlEventStore } from '../eventstore/sql/sql-event-store.ts';
+import { ProjectionEngine, PROJECTION_BATCH_EVENTS_MAX } from '../projections/engine.ts';
+import { LIVE_TABLES } from '../projections/tables.ts';
+import { runAudit } from './audit.ts';
+import type { AuditReport, Discrepancy } from './report.ts';
+
+const database = useTestDatabase();
+const store = () => new SqlEventStore(database.current.pool);
+const pool = () => database.current.pool;
+
+let tenantCounter = 0;
+/** A fresh tenant with a decider-made history, fully projected. */
+async function projectedTenant(members = 24, eventsPerMember = 14): Promise<string> {
+  tenantCounter += 1;
+  const tenantId = `audit-${tenantCounter}`;
+  await generateHistory(store(), { tenantId, seed: 100 + tenantCounter, members, eventsPerMember, stores: 6 });
+  await projectTenant(tenantId);
+  return tenantId;
+}
+
+/** Drains one tenant's partitions (a Projector's runOnce would also touch the tenants other tests tampered with). */
+async function projectTenant(tenantId: string): Promise<void> {
+  const engine = new ProjectionEngine(pool(), store(), LIVE_TABLES, { batchEvents: PROJECTION_BATCH_EVENTS_MAX });
+  await engine.ensureTenant(tenantId);
+  for (let partition = 0; partition < store().partitions; partition++) {
+    while ((await engine.drain(tenantId, partition, null, 100)).more);
+  }
+}
+
+async function audit(tenantId: string): Promise<AuditReport> {
+  // Small pages so the keyset paging of every cursor is exercised.
+  return runAudit(pool(), store(), { tenantId, pageRows: 37, eventPageRows: 23, concurrency: 3 });
+}
+
+async function rows(sql: string, params: unknown[]): Promise<RowDataPacket[]> {
+  return (await pool().query<RowDataPacket[]>(sql, params))[0];
+}
+
+/** A member stream with at least `minVersion` events: its id, last version and partition. */
+async function aStream(tenantId: string, minVersion = 6): Promise<{ streamId: string; memberId: string; last: number; partition: number }> {
+  const [row] = await rows(
+    `SELECT stream_id, partition_no, MAX(stream_version) AS last FROM events WHERE tenant_id = ? AND stream_id LIKE 'member-%'
+     GROUP BY stream_id, partition_no HAVING MAX(stream_version) >= ? ORDER BY stream_id LIMIT 1`,
+    [tenantId, minVersion],
+  );
+  const streamId = String(row!['stream_id']);
+  return { streamId, memberId: memberIdOfStream(streamId)!, last: sqlInt(row!['last']), partition: sqlInt(row!['partition_no']) };
+}
+
+function found(report: AuditReport): Discrepancy[] {
+  return report.tenants.flatMap((t) => t.discrepancies);
+}
+
+describe('audit: a clean ledger', () => {
+  it('verifies every chain and read model and reports no discrepancy; lag is reported, not failed', async () => {
+    const tenantId = await projectedTenant(30, 20);
+    const report = await audit(tenantId);
+    expect(found(report)).toEqual([]);
+    expect(report.clean).toBe(true);
+    const [count] = await rows('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', [tenantId]);
+    expect(report.events).toBe(sqlInt(count!['n']));
+    expect(report.members).toBe(30);
+    expect(report.tenants[0]!.partitions.every((p) => p.lag === 0 && p.checkpoint === p.head)).toBe(true);
+    expect(Object.values(report.tenants[0]!.postings).reduce((a, b) => a + b, 0)).toBe(0);
+
+    // More events, not yet projected: still clean (read models are compared at their checkpoint), lag shown.
+    await generateHistory(store(), { tenantId, seed: 999, members: 5, eventsPerMember: 10, stores: 6, firstMember: 1000, createTenant: false });
+    const behind = await audit(tenantId);
+    expect(found(behind)).toEqual([]);
+    expect(behind.totalLag).toBeGreaterThan(0);
+  });
+});
+
+describe('audit: tampering with the event store is caught and located', () => {
+  it('a modified event: names its stream and version', async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    const version = 3;
+    await pool().query(
+      `UPDATE events SET data = REPLACE(data, '"at":"', '"at":"1') WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?`,
+      [tenantId, target.streamId, version],
+    );
+    const report = await audit(tenantId);
+    expect(report.clean).toBe(false);
+    expect(found(report)).toContainEqual(
+      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: version, detail: expect.stringContaining('content-changed') }),
+    );
+  });
+
+  it('a deleted event: names the stream and the missing version', async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [tenantId, target.streamId]);
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: 5, detail: expect.stringContaining('expected version 4, found 5') }),
+    );
+    // The partition chain shows the hole at its position too.
+    expect(discrepancies.some((d) => d.kind === 'chain' && d.partition === target.partition && d.detail.includes('expected position'))).toBe(true);
+  });
+
+  it('an inserted event, even with correctly recomputed hashes: names the stream and the forged version', async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    const [last] = await rows('SELECT * FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, target.streamId, target.last]);
+    const [tail] = await rows('SELECT position, partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? ORDER BY position DESC LIMIT 1', [
+      tenantId,
+      target.partition,
+    ]);
+    const version = target.last + 1;
+    const position = sqlInt(tail!['position']) + 1;
+    const eventId = '00000000-0000-4000-8000-000000000001';
+    const data = JSON.stringify({ adjustmentId: 'forged', points: 5000 });
+    const metadata = String(last!['metadata']);
+    const forgedStreamHash = streamHash(String(last!['stream_hash']), {
+      tenantId,
+      streamId: target.streamId,
+      streamVersion: version,
+      eventId,
+      type: 'PointsAdjusted',
+      dataJson: data,
+      metadataJson: metadata,
+    });
+    await pool().query(
+      `INSERT INTO events (tenant_id, partition_no, position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, stream_hash, partition_hash)
+       VALUES (?, ?, ?, ?, ?, ?, 'PointsAdjusted', ?, ?, ?, ?, ?)`,
+      [
+        tenantId,
+        target.partition,
+        position,
+        target.streamId,
+        version,
+        eventId,
+        data,
+        metadata,
+        String(last!['recorded_at']),
+        forgedStreamHash,
+        partitionHash(String(tail!['partition_hash']), target.partition, position, forgedStreamHash),
+      ],
+    );
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'head', streamId: target.streamId, streamVersion: version }));
+    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'head', partition: target.partition, position }));
+  });
+
+  it('two events swapped in the log: names the streams and versions of both', async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    const [a, b] = await rows(
+      'SELECT position, stream_id, stream_version FROM events WHERE tenant_id = ? AND partition_no = ? ORDER BY position LIMIT 2 OFFSET 10',
+      [tenantId, target.partition],
+    );
+    const pa = sqlInt(a!['position']);
+    const pb = sqlInt(b!['position']);
+    await pool().query(
+      `UPDATE events SET position = 999999 WHERE tenant_id = ? AND partition_no = ? AND position = ?;
+       UPDATE events SET position = ? WHERE tenant_id = ? AND partition_no = ? AND position = ?;
+       UPDATE events SET position = ? WHERE tenant_id = ? AND partition_no = ? AND position = 999999`,
+      [tenantId, target.partition, pa, pa, tenantId, target.partition, pb, pb, tenantId, target.partition],
+    );
+    const discrepancies = found(await audit(tenantId));
+    for (const moved of [a!, b!]) {
+      expect(discrepancies).toContainEqual(
+        expect.objectContaining({ kind: 'chain', streamId: String(moved['stream_id']), streamVersion: sqlInt(moved['stream_version']), partition: target.partition }),
+      );
+    }
+  });
+
+  it("a truncated tail: the stream's head names the version where the events now end", async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, target.streamId, target.last]);
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'head', streamId: target.streamId, streamVersion: target.last - 1, detail: expect.stringContaining(`recorded head is version ${target.last}`) }),
+    );
+  });
+
+  it('a truncated tail with every head rewritten to match: the read models and checkpoints still give it away', async () => {
+    const tenantId = await projectedTenant();
+    // The last event of a partition, and its stream: cut it and rewrite streams and log_partitions.
+    const [tail] = await rows(
+      `SELECT partition_no, position, stream_id, stream_version FROM events WHERE tenant_id = ? AND stream_id LIKE 'member-%'
+       AND stream_version > 1 ORDER BY position DESC LIMIT 1`,
+      [tenantId],
+    );
+    const partition = sqlInt(tail!['partition_no']);
+    const position = sqlInt(tail!['position']);
+    const streamId = String(tail!['stream_id']);
+    const version = sqlInt(tail!['stream_version']);
+    const [head] = await rows('SELECT next_position FROM log_partitions WHERE tenant_id = ? AND partition_no = ?', [tenantId, partition]);
+    expect(sqlInt(head!['next_position']) - 1).toBe(position);
+    const [previous] = await rows('SELECT partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?', [tenantId, partition, position - 1]);
+    const [streamPrevious] = await rows('SELECT stream_hash FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, streamId, version - 1]);
+    await pool().query(
+      `DELETE FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?;
+       UPDATE log_partitions SET next_position = ?, last_hash = ? WHERE tenant_id = ? AND partition_no = ?;
+       UPDATE streams SET version = ?, last_hash = ? WHERE tenant_id = ? AND stream_id = ?`,
+      [tenantId, partition, position, position, String(previous!['partition_hash']), tenantId, partition, version - 1, String(streamPrevious!['stream_hash']), tenantId, streamId],
+    );
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'checkpoint', partition, position }));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'head', memberId: memberIdOfStream(streamId), table: 'member_accounts', field: 'version', expected: version - 1, actual: version }),
+    );
+  });
+});
+
+describe('audit: rules checked while folding', () => {
+  it('a redemption that spends held points (available below zero, not through a refund) is reported', async () => {
+    tenantCounter += 1;
+    const tenantId = `audit-${tenantCounter}`;
+    const memberId = '0b0b0b0b-0000-4000-8000-000000000001';
+    const tenant = { tenantId, timeZone: 'Asia/Shanghai', programme: defaultProgramme() };
+    let state: MemberState = initialMemberState();
+    const events: MemberEvent[] = [];
+    const decide = (command: MemberCommand, now: string) => {
+      const decision = decideMember(command, state, { now, tenant });
+      if (!decision.ok) throw new Error(decision.error.detail);
+      for (const event of decision.events) {
+        state = evolveMember(state, event);
+        events.push(event);
+      }
+    };
+    decide({ type: 'RegisterMember', data: { memberId, phone: '13800000001', storeId: 's1', channel: 'store' } }, '2026-01-05T01:00:00.000Z');
+    decide(
+      { type: 'RecordPurchase', data: { orderId: 'o1', storeId: 's1', lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 50_000 }], lotId: 'lot-1' } },
+      '2026-01-05T02:00:00.000Z',
+    );
+    decide({ type: 'PlaceHold', data: { holdId: 'h1', orderId: 'o2', storeId: 's1', points: 400 } }, '2026-01-05T03:00:00.000Z');
+    // Forged past the decider (which would refuse it): the fold accepts it, as the balance covers it.
+    const at = '2026-01-05T03:01:00.000Z';
+    events.push({ type: 'PointsRedeemed', data: { orderId: 'o3', storeId: 's1', points: 300, consumed: [{ lotId: 'lot-1', points: 300 }], balanceAfter: 200, at } });
+    const streamId = `member-${memberId}`;
+    await store().append({
+      tenantId,
+      streamId,
+      expectedVersion: 'no-stream',
+      events: events.map((event, index) => ({
+        eventId: `0b0b0b0b-0000-4000-8000-00000000001${index}`,
+        type: event.type,
+        data: event.data,
+        metadata: { tenantId, recordedAt: at },
+      })),
+    });
+    await projectTenant(tenantId);
+    expect(found(await audit(tenantId))).toContainEqual(
+      expect.objectContaining({ kind: 'available', memberId, streamVersion: 4, actual: -200 }),
+    );
+  });
+});
+
+describe('audit: read-model drift is caught field by field', () => {
+  it('an edited balance, a deleted lot and an edited ledger entry each name the member and the field', async () => {
+    const tenantId = await projectedTenant();
+    const [lot] = await rows('SELECT member_id, lot_id FROM member_lots WHERE tenant_id = ? ORDER BY member_id LIMIT 1', [tenantId]);
+    const [entry] = await rows('SELECT member_id, stream_version, movement_no FROM ledger_entries WHERE tenant_id = ? ORDER BY member_id DESC LIMIT 1', [tenantId]);
+    const [account] = await rows('SELECT member_id FROM member_accounts WHERE tenant_id = ? AND member_id <> ? AND member_id <> ? LIMIT 1', [
+      tenantId,
+      lot!['member_id'],
+      entry!['member_id'],
+    ]);
+    await pool().query('UPDATE member_accounts SET balance = balance + 7 WHERE tenant_id = ? AND member_id = ?', [tenantId, account!['member_id']]);
+    await pool().query('DELETE FROM member_lots WHERE tenant_id = ? AND member_id = ? AND lot_id = ?', [tenantId, lot!['member_id'], lot!['lot_id']]);
+    await pool().query('UPDATE ledger_entries SET points = points + 1 WHERE tenant_id = ? AND member_id = ? AND stream_version = ? AND movement_no = ?', [
+      tenantId,
+      entry!['member_id'],
+      entry!['stream_version'],
+      entry!['movement_no'],
+    ]);
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'read-model', memberId: String(account!['member_id']), table: 'member_accounts', field: 'balance' }));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'read-model', memberId: String(lot!['member_id']), table: 'member_lots', field: `lot ${String(lot!['lot_id'])}` }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        kind: 'read-model',
+        memberId: String(entry!['member_id']),
+        table: 'ledger_entries',
+        field: `entry ${String(entry!['stream_version'])}/${String(entry!['movement_no'])} points`,
+      }),
+    );
+  });
+});
+
+describe('audit and replay verbs', () => {
+  let output = '';
+  beforeEach(() => {
+    output = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      output += String(chunk);
+      return true;
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+  });
+  afterEach(() => vi.restoreAllMocks());
+  const config = () => ({ ...loadConfig({}), databaseUrl: database.current.url });
+
+  it('exit 0 clean (summary and --json), 1 with discrepancies, 2 when it cannot run', async () => {
+    const tenantId = await projectedTenant(10, 10);
+    expect(await auditVerb.run(['--tenant', tenantId], config())).toBe(0);
+    expect(output).toContain('audit CLEAN');
+    output = '';
+    expect(await auditVerb.run(['--tenant', tenantId, '--json'], config())).toBe(0);
+    expect((JSON.parse(output) as AuditReport).clean).toBe(true);
+
+    const target = await aStream(tenantId, 3);
+    await pool().query('UPDATE member_accounts SET tier = ? WHERE tenant_id = ? AND member_id = ?', ['platinum', tenantId, target.memberId]);
+    output = '';
+    expect(await auditVerb.run(['--tenant', tenantId], config())).toBe(1);
+    expect(output).toContain(`member ${target.memberId}`);
+    expect(output).toContain('field tier');
+
+    expect(await auditVerb.run(['--tenant', 'no-such-tenant'], config())).toBe(2);
+  });
+
+  it('replay prints one line per event with the running balance and lots, and verifies the chain', async () => {
+    const tenantId = await projectedTenant(5, 12);
+    const target = await aStream(tenantId, 4);
+    expect(await replayVerb.run(['--tenant', tenantId, '--member', target.memberId], config())).toBe(0);
+    const lines = output.trim().split('\n');
+    expect(lines).toHaveLength(target.last + 1);
+    expect(lines[0]).toMatch(/^v1 \S+ MemberRegistered: - \| balance 0 held 0 available 0 \| lots: none$/);
+    expect(lines.at(-1)).toBe(`hash chain verified to version ${target.last}`);
+    const [account] = await rows('SELECT balance FROM member_accounts WHERE tenant_id = ? AND member_id = ?', [tenantId, target.memberId]);
+    expect(lines.at(-2)).toContain(`balance ${sqlInt(account!['balance'])} `);
+  });
+});

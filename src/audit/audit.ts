@@ -1,0 +1,228 @@
+/**
+ * `ledger audit`: proves, for each tenant, that the log is intact and that the read models are exactly
+ * what the events say (docs/audit.md). Two passes, each split into independent units run with bounded
+ * concurrency, each unit in its own consistent snapshot:
+ *   A. per log partition, in position order: partition chains, heads, export heads, postings vs tenant_totals;
+ *   B. per slice of member ids, in stream order: stream chains and heads, the domain fold, `available`,
+ *      and every read-model row of every member, field by field.
+ * Plus the tenant's own stream (chain and head), and the tenant's postings summing to zero.
+ * Memory is bounded by the units in flight (a page per cursor), never by the log's size.
+ */
+import type { RowDataPacket } from 'mysql2/promise';
+import { memberIdOfStream } from '../commands/streams.ts';
+import { sqlTimeToIso, type Pool } from '../db/pool.ts';
+import { addPoints } from '../domain/points.ts';
+import type { EventStore } from '../eventstore/port.ts';
+import { StreamChainVerifier } from '../eventstore/verify.ts';
+import { forEachLimited } from '../projections/engine.ts';
+import { auditSlice, memberSlices } from './member-pass.ts';
+import { auditPartition, chainProblemToDiscrepancy } from './partition-pass.ts';
+import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
+
+/** Units (partitions or member slices) audited at once; each holds one connection and one snapshot. */
+export const AUDIT_CONCURRENCY_DEFAULT = 4;
+export const AUDIT_CONCURRENCY_MAX = 32;
+/** Rows per page of the read-model cursors and of pass A (small rows). */
+export const AUDIT_PAGE_ROWS = 5_000;
+/** Events per page of pass B (whole events, up to a few KiB each). */
+export const AUDIT_EVENT_PAGE_ROWS = 2_000;
+/** Non-member streams per tenant the audit verifies (the tenant stream, in practice one). */
+const OTHER_STREAMS_MAX = 1_000;
+
+export const AUDIT_CHECKS = [
+  'partition hash chains verify from position 1 to the head in log_partitions (no event changed, removed, inserted or moved)',
+  'stream hash chains verify from version 1 to the head in streams, for every stream',
+  'the heads recorded by the last finance export (export_runs) are still in the log with the same hashes',
+  "each member's events fold with evolveMember (balanceAfter, lots, holds, refunds re-checked) ",
+  "available (balance - holds active at the event's time) never went below zero except through a refund's reversal",
+  'member_accounts, member_lots, member_holds and ledger_entries equal the fold as of the projector checkpoint, field by field',
+  'the open lots in the read model add up to the balance when it is not negative',
+  "postings up to each partition's checkpoint equal tenant_totals (points and count, per account)",
+  "the tenant's postings sum to zero",
+  'projector checkpoints are not beyond the partition heads; lag is reported',
+];
+
+export interface AuditOptions {
+  /** Audit one tenant; default every tenant with a log. */
+  tenantId?: string;
+  concurrency?: number;
+  /** Called as events are verified (pass A and B together count each event twice: once per pass). */
+  onProgress?: (progress: AuditProgress) => void;
+  /** Smaller pages in tests exercise the keyset paging. */
+  pageRows?: number;
+  eventPageRows?: number;
+}
+
+export interface AuditProgress {
+  tenantId: string;
+  /** Events verified so far by pass A and by pass B. */
+  chainEvents: number;
+  memberEvents: number;
+  /** Events in the tenant's log when the audit started. */
+  totalEvents: number;
+}
+
+export class AuditCannotRunError extends Error {
+  override name = 'AuditCannotRunError';
+}
+
+interface LastExport {
+  runId: string;
+  from: string;
+  to: string;
+  exportedAt: string;
+  heads: Map<number, { position: number; lastHash: string }>;
+}
+
+async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | null> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT run_id, from_date, to_date, exported_at, heads FROM export_runs WHERE tenant_id = ?
+     ORDER BY exported_at DESC, run_id DESC LIMIT 1`,
+    [tenantId],
+  );
+  const row = rows[0];
+  if (row === undefined) return null;
+  const heads = JSON.parse(String(row['heads'])) as { partition: number; position: number; lastHash: string }[];
+  return {
+    runId: String(row['run_id']),
+    from: String(row['from_date']),
+    to: String(row['to_date']),
+    exportedAt: sqlTimeToIso(String(row['exported_at'])),
+    heads: new Map(heads.map((head) => [head.partition, { position: head.position, lastHash: head.lastHash }])),
+  };
+}
+
+export async function runAudit(pool: Pool, store: EventStore, options: AuditOptions = {}): Promise<AuditReport> {
+  const started = Date.now();
+  const concurrency = options.concurrency ?? AUDIT_CONCURRENCY_DEFAULT;
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > AUDIT_CONCURRENCY_MAX) {
+    throw new AuditCannotRunError(`concurrency must be 1..${AUDIT_CONCURRENCY_MAX}`);
+  }
+  if (store.kind !== 'sql') {
+    // Pass B reads the events in stream order through the SQL tables; EventStoreDB keeps no such index here.
+    throw new AuditCannotRunError('audit runs against the SQL event store (LEDGER_EVENT_STORE=sql)');
+  }
+  const tenants = await store.listTenants();
+  if (options.tenantId !== undefined && !tenants.includes(options.tenantId)) {
+    throw new AuditCannotRunError(`tenant ${options.tenantId} has no event log`);
+  }
+  const reports: TenantReport[] = [];
+  for (const tenantId of options.tenantId === undefined ? tenants : [options.tenantId]) {
+    reports.push(await auditTenant(pool, store, tenantId, concurrency, options));
+  }
+  const finished = Date.now();
+  const events = reports.reduce((sum, t) => sum + t.events, 0);
+  const discrepancyCount = reports.reduce((sum, t) => sum + t.discrepancyCount, 0);
+  return {
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(finished).toISOString(),
+    durationMs: finished - started,
+    eventsPerSecond: events / Math.max(0.001, (finished - started) / 1000),
+    tenants: reports,
+    events,
+    members: reports.reduce((sum, t) => sum + t.members, 0),
+    discrepancyCount,
+    totalLag: reports.reduce((sum, t) => sum + t.partitions.reduce((s, p) => s + p.lag, 0), 0),
+    clean: discrepancyCount === 0,
+    checks: AUDIT_CHECKS,
+  };
+}
+
+async function auditTenant(pool: Pool, store: EventStore, tenantId: string, concurrency: number, options: AuditOptions): Promise<TenantReport> {
+  const log = new DiscrepancyLog();
+  const exported = await lastExport(pool, tenantId);
+  const heads = await store.partitionHeads(tenantId);
+  const progress: AuditProgress = { tenantId, chainEvents: 0, memberEvents: 0, totalEvents: heads.reduce((sum, h) => sum + h.position, 0) };
+  const report = () => options.onProgress?.(progress);
+
+  const partitionReports: PartitionReport[] = [];
+  const postings = new Map<string, number>();
+  let members = 0;
+  type Unit = { kind: 'partition'; partition: number } | { kind: 'slice'; slice: ReturnType<typeof memberSlices>[number] };
+  const units: Unit[] = [];
+  // Interleave the passes so both kinds of work (light chain pages, heavy member folds) overlap.
+  const slices = memberSlices();
+  for (let index = 0; index < Math.max(store.partitions, slices.length); index++) {
+    if (index < store.partitions) units.push({ kind: 'partition', partition: index });
+    const slice = slices[index];
+    if (slice !== undefined) units.push({ kind: 'slice', slice });
+  }
+  await forEachLimited(units, concurrency, async (unit) => {
+    if (unit.kind === 'partition') {
+      const result = await auditPartition(
+        {
+          pool,
+          tenantId,
+          partition: unit.partition,
+          exportHead: exported?.heads.get(unit.partition) ?? null,
+          pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
+          onEvents: (count) => {
+            progress.chainEvents += count;
+            report();
+          },
+        },
+        log,
+      );
+      partitionReports.push(result.report);
+      for (const [account, points] of result.postings) postings.set(account, addPoints(postings.get(account) ?? 0, points));
+    } else {
+      const result = await auditSlice(
+        {
+          pool,
+          tenantId,
+          slice: unit.slice,
+          pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
+          eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
+          onEvents: (count) => {
+            progress.memberEvents += count;
+            report();
+          },
+        },
+        log,
+      );
+      members += result.members;
+    }
+  });
+  await auditOtherStreams(pool, store, tenantId, log);
+
+  const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);
+  if (sum !== 0) {
+    log.add({ kind: 'postings', tenantId, field: 'sum of all postings', expected: 0, actual: sum, detail: "the tenant's postings do not sum to zero" });
+  }
+  partitionReports.sort((a, b) => a.partition - b.partition);
+  return {
+    tenantId,
+    events: partitionReports.reduce((total, p) => total + p.eventsVerified, 0),
+    members,
+    partitions: partitionReports,
+    postings: Object.fromEntries([...postings.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+    lastExport: exported === null ? null : { runId: exported.runId, from: exported.from, to: exported.to, exportedAt: exported.exportedAt },
+    discrepancies: log.listed,
+    discrepancyCount: log.count,
+  };
+}
+
+/** Streams that are not members' (the tenant's own stream): chain and head, through the port. */
+async function auditOtherStreams(pool: Pool, store: EventStore, tenantId: string, log: DiscrepancyLog): Promise<void> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `(SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id < 'member-' ORDER BY stream_id LIMIT ?)
+     UNION ALL (SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id >= 'member.' ORDER BY stream_id LIMIT ?)`,
+    [tenantId, OTHER_STREAMS_MAX, tenantId, OTHER_STREAMS_MAX],
+  );
+  for (const row of rows) {
+    const streamId = String(row['stream_id']);
+    if (memberIdOfStream(streamId) !== null) continue;
+    const verifier = new StreamChainVerifier(tenantId, streamId);
+    let version = 0;
+    for (;;) {
+      const page = await store.readStream(tenantId, streamId, { fromVersion: version + 1 });
+      for (const event of page) verifier.add(event);
+      if (page.length === 0) break;
+      version = page[page.length - 1]!.streamVersion;
+    }
+    const head = await store.streamHead(tenantId, streamId);
+    for (const problem of verifier.finish(head === null ? undefined : { version: head.version, lastHash: head.lastHash })) {
+      log.add(chainProblemToDiscrepancy(problem));
+    }
+  }
+}

@@ -1,0 +1,344 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import type { RowDataPacket } from 'mysql2/promise';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+import { ManualClock } from '../../test/helpers/ledger.ts';
+import { runAudit } from '../audit/audit.ts';
+import { exportVerb } from '../cli/verbs/export.ts';
+import { explainMemberUniqueKey, memberDecider, uniqueKeysOf } from '../commands/members.ts';
+import { memberStreamId } from '../commands/streams.ts';
+import { loadConfig } from '../config.ts';
+import { movementsOf, type MemberCommand, type MemberEvent } from '../domain/member/index.ts';
+import { newId } from '../ids.ts';
+import { openRuntime, type Runtime } from '../runtime.ts';
+import { BALANCES_HEADER, runExport, STORES_HEADER, type ExportResult, type ExportSummary } from './export.ts';
+
+const database = useTestDatabase();
+let runtime: Runtime;
+const clock = new ManualClock('2025-12-31T00:00:00.000Z');
+let work: string;
+
+beforeAll(async () => {
+  runtime = await openRuntime({ ...loadConfig({}), databaseUrl: database.current.url }, { clock });
+  work = await mkdtemp(join(tmpdir(), 'ledger-export-test-'));
+});
+afterAll(async () => {
+  await runtime.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Local midnights in Asia/Shanghai (UTC+8): the month boundaries of the periods under test. */
+const JAN = '2025-12-31T16:00:00.000Z';
+const FEB = '2026-01-31T16:00:00.000Z';
+const MAR = '2026-02-28T16:00:00.000Z';
+const APR = '2026-03-31T16:00:00.000Z';
+
+let tenantCounter = 0;
+async function newTenant(): Promise<string> {
+  tenantCounter += 1;
+  const tenantId = `export-${tenantCounter}`;
+  clock.set('2025-12-30T00:00:00.000Z');
+  // Lots expire 20 days on, so expiries (and the breakage history) happen inside the test's months.
+  const created = await runtime.tenants.create({ tenantId, timeZone: 'Asia/Shanghai', programme: { expiry: { kind: 'days', days: 20 } } });
+  if (!created.ok) throw new Error(created.rejection.detail);
+  return tenantId;
+}
+
+async function exec(tenantId: string, memberId: string, command: MemberCommand, phone?: string): Promise<boolean> {
+  const tenant = await runtime.tenants.get(tenantId);
+  const result = await runtime.runner.run(
+    { tenantId, streamId: memberStreamId(memberId), commandId: newId(), requestHash: 'test', actor: 'test', uniqueKeys: uniqueKeysOf(command, phone) },
+    memberDecider(tenant!, 'test'),
+    command,
+    { respond: () => ({ status: 200, body: {} }), explainUniqueKey: explainMemberUniqueKey },
+  );
+  return result.ok;
+}
+
+let phoneCounter = 0;
+async function register(tenantId: string, memberId: string): Promise<void> {
+  phoneCounter += 1;
+  const phone = `1390000${String(phoneCounter).padStart(4, '0')}`;
+  expect(await exec(tenantId, memberId, { type: 'RegisterMember', data: { memberId, phone, storeId: 'store-1', channel: 'store' } }, phone)).toBe(true);
+}
+
+function purchase(orderId: string, storeId: string, amountFen: number, occurredAt?: string): MemberCommand {
+  return {
+    type: 'RecordPurchase',
+    data: { orderId, storeId, lines: [{ sku: 'sku', category: 'otc', quantity: 1, amountFen }], lotId: newId(), ...(occurredAt === undefined ? {} : { occurredAt }) },
+  };
+}
+
+async function exportPeriod(tenantId: string, from: string, to: string): Promise<ExportResult & { dir: string }> {
+  const dir = join(work, `${tenantId}-${from}-${to}-${newId().slice(0, 6)}`);
+  const result = await runExport(runtime, { tenantId, from, to, outDir: dir });
+  return { ...result, dir };
+}
+
+async function readCsv(dir: string, name: string): Promise<{ header: string; rows: string[][] }> {
+  const text = await readFile(join(dir, name), 'utf8');
+  const [header = '', ...lines] = text.trimEnd().split('\n');
+  return { header, rows: lines.filter((line) => line !== '').map((line) => line.split(',')) };
+}
+
+/** The oracle: each member's row folded straight from its events by recording time (no read model, no export code). */
+async function expectedBalances(tenantId: string, fromAt: string, toAt: string): Promise<string[]> {
+  const [streams] = await runtime.pool.query<RowDataPacket[]>(
+    "SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id LIKE 'member-%' ORDER BY stream_id",
+    [tenantId],
+  );
+  const kinds = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'];
+  const lines: string[] = [];
+  for (const row of streams) {
+    const streamId = String(row['stream_id']);
+    let opening = 0;
+    let closing = 0;
+    let entries = 0;
+    const moved: Record<string, number> = Object.fromEntries(kinds.map((k) => [k, 0]));
+    for (const recorded of await runtime.store.readStream(tenantId, streamId)) {
+      const event = { type: recorded.type, data: recorded.data } as MemberEvent;
+      for (const movement of movementsOf(event)) {
+        if (event.data.at >= toAt) continue;
+        closing += movement.points;
+        if (event.data.at < fromAt) opening += movement.points;
+        else {
+          moved[movement.kind]! += movement.points;
+          entries += 1;
+        }
+      }
+    }
+    if (opening !== 0 || closing !== 0 || entries > 0) lines.push([streamId.slice('member-'.length), opening, ...kinds.map((k) => moved[k]), closing].join(','));
+  }
+  return lines;
+}
+
+async function expectManifestMatches(dir: string): Promise<void> {
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { files: { name: string; rows: number; sha256: string }[] };
+  expect(manifest.files.map((f) => f.name)).toEqual(['balances.csv', 'stores.csv', 'summary.json']);
+  for (const file of manifest.files) {
+    const bytes = await readFile(join(dir, file.name));
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(file.sha256);
+    if (file.name.endsWith('.csv')) expect(file.rows).toBe(bytes.toString('utf8').trimEnd().split('\n').length - 1);
+  }
+  expect((await readdir(dir)).sort()).toEqual(['balances.csv', 'manifest.json', 'stores.csv', 'summary.json']);
+}
+
+type Op =
+  | { kind: 'purchase'; member: number; store: number; amountFen: number; lateDays: number }
+  | { kind: 'redeem'; member: number; store: number; share: number }
+  | { kind: 'hold'; member: number; store: number; share: number; capture: boolean }
+  | { kind: 'refund'; member: number; store: number; share: number }
+  | { kind: 'adjust'; member: number; points: number }
+  | { kind: 'expire'; member: number };
+
+const MEMBERS = 4;
+const member = fc.integer({ min: 0, max: MEMBERS - 1 });
+const store = fc.integer({ min: 1, max: 3 });
+const share = fc.integer({ min: 1, max: 100 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('purchase' as const), member, store, amountFen: fc.integer({ min: 100, max: 80_000 }), lateDays: fc.constantFrom(0, 0, 0, 35) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('redeem' as const), member, store, share }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('hold' as const), member, store, share, capture: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('refund' as const), member, store, share }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('adjust' as const), member, points: fc.integer({ min: -300, max: 300 }).filter((p) => p !== 0) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const), member }) },
+);
+/** Steps of 0 s .. 2.5 days, some landing right on either side of a local midnight (period boundaries). */
+const step = fc.record({ op, advanceSeconds: fc.integer({ min: 0, max: 216_000 }), nearMidnight: fc.constantFrom(false, false, false, true) });
+
+async function playHistory(tenantId: string, steps: { op: Op; advanceSeconds: number; nearMidnight: boolean }[]): Promise<void> {
+  const ids = Array.from({ length: MEMBERS }, () => newId());
+  clock.set(JAN);
+  for (const id of ids) await register(tenantId, id);
+  const orders = new Map<string, { orderId: string; amountFen: number; refunded: number }[]>();
+  const available = async (memberId: string) => {
+    const [rows] = await runtime.pool.query<RowDataPacket[]>('SELECT snapshot FROM streams WHERE tenant_id = ? AND stream_id = ?', [tenantId, memberStreamId(memberId)]);
+    const state = JSON.parse(String(rows[0]!['snapshot'])) as { balance: number; holds: { points: number; expiresAt: string }[] };
+    return state.balance - state.holds.filter((h) => h.expiresAt > clock.nowIso()).reduce((s, h) => s + h.points, 0);
+  };
+  for (const { op: o, advanceSeconds, nearMidnight } of steps) {
+    clock.advanceSeconds(advanceSeconds);
+    if (nearMidnight) {
+      // Jump to within a second of the next local midnight (16:00Z), either side.
+      const ms = clock.nowMs();
+      const midnight = Math.ceil((ms - 16 * 3_600_000) / 86_400_000) * 86_400_000 + 16 * 3_600_000;
+      clock.set(new Date(midnight + (advanceSeconds % 2 === 0 ? -1 : 0)).toISOString());
+    }
+    if (clock.nowIso() >= APR) break;
+    const memberId = ids[o.member]!;
+    const storeId = `store-${'store' in o ? o.store : 1}`;
+    // Redemptions name the member's latest order when there is one, so its refunds restore points.
+    const latestOrder = () => orders.get(memberId)?.at(-1)?.orderId ?? newId();
+    switch (o.kind) {
+      case 'purchase': {
+        const orderId = newId();
+        const occurredAt = o.lateDays === 0 ? undefined : new Date(clock.nowMs() - o.lateDays * 86_400_000).toISOString();
+        if (await exec(tenantId, memberId, purchase(orderId, storeId, o.amountFen, occurredAt))) {
+          orders.set(memberId, [...(orders.get(memberId) ?? []), { orderId, amountFen: o.amountFen, refunded: 0 }]);
+        }
+        break;
+      }
+      case 'redeem': {
+        const points = Math.floor(((await available(memberId)) * o.share) / 100);
+        if (points > 0) await exec(tenantId, memberId, { type: 'RedeemPoints', data: { orderId: latestOrder(), storeId, points } });
+        break;
+      }
+      case 'hold': {
+        const points = Math.floor(((await available(memberId)) * o.share) / 100);
+        const holdId = newId();
+        if (points > 0 && (await exec(tenantId, memberId, { type: 'PlaceHold', data: { holdId, orderId: latestOrder(), storeId, points } }))) {
+          clock.advanceSeconds(20);
+          await exec(tenantId, memberId, o.capture ? { type: 'CaptureHold', data: { holdId } } : { type: 'ReleaseHold', data: { holdId } });
+        }
+        break;
+      }
+      case 'refund': {
+        const order = [...(orders.get(memberId) ?? [])].reverse().find((x) => x.refunded < x.amountFen);
+        if (order === undefined) break;
+        const amountFen = Math.max(1, Math.floor(((order.amountFen - order.refunded) * o.share) / 100));
+        if (await exec(tenantId, memberId, { type: 'RefundPurchase', data: { refundId: newId(), orderId: order.orderId, storeId, amountFen, lotId: newId() } })) {
+          order.refunded += amountFen;
+        }
+        break;
+      }
+      case 'adjust':
+        await exec(tenantId, memberId, { type: 'AdjustPoints', data: { adjustmentId: newId(), points: o.points, reason: 'test', actor: 'support', lotId: newId() } });
+        break;
+      case 'expire':
+        await exec(tenantId, memberId, { type: 'ExpireLots', data: { asOf: clock.nowIso() } });
+        break;
+    }
+  }
+}
+
+describe('finance export over random histories', () => {
+  it('rows roll forward, equal a replay of the events, periods chain, and the manifest matches the files', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 20, maxLength: 60 }), async (steps) => {
+        const tenantId = await newTenant();
+        await playHistory(tenantId, steps);
+        clock.set('2026-04-02T00:00:00.000Z');
+        const periods: [string, string, string, string][] = [
+          ['2026-01-01', '2026-02-01', JAN, FEB],
+          ['2026-02-01', '2026-03-01', FEB, MAR],
+          ['2026-03-01', '2026-04-01', MAR, APR],
+        ];
+        const exported: { summary: ExportSummary; rows: Map<string, string[]> }[] = [];
+        for (const [from, to, fromAt, toAt] of periods) {
+          const result = await exportPeriod(tenantId, from, to);
+          const balances = await readCsv(result.dir, 'balances.csv');
+          expect(balances.header).toBe(BALANCES_HEADER);
+          for (const row of balances.rows) {
+            const [opening, ...rest] = row.slice(1).map(Number);
+            const closing = rest.pop()!;
+            expect(opening! + rest.reduce((a, b) => a + b, 0)).toBe(closing);
+          }
+          expect(balances.rows.map((row) => row.join(','))).toEqual(await expectedBalances(tenantId, fromAt, toAt));
+          const stores = await readCsv(result.dir, 'stores.csv');
+          expect(stores.header).toBe(STORES_HEADER);
+          const summary = JSON.parse(await readFile(join(result.dir, 'summary.json'), 'utf8')) as ExportSummary;
+          expect(summary.reconciled).toBe(true);
+          expect(summary.checks.every((c) => c.passed)).toBe(true);
+          for (const [column, index] of [['earned_points', 0], ['redeemed_points', 1], ['reversed_points', 2], ['restored_points', 3]] as const) {
+            expect(stores.rows.reduce((sum, row) => sum + Number(row[index + 1]), 0)).toBe(summary.totals.balances[column]);
+          }
+          expect(summary.liabilityFen).toBe(summary.totals.balances['closing_points']! * summary.pointValueFen);
+          await expectManifestMatches(result.dir);
+          exported.push({ summary, rows: new Map(balances.rows.map((row) => [row[0]!, row])) });
+        }
+        // Closing of P = opening of P + 1, in total and member by member; P + 1 checked it against P's run.
+        for (let index = 1; index < exported.length; index++) {
+          const before = exported[index - 1]!;
+          const after = exported[index]!;
+          expect(after.summary.totals.balances['opening_points']).toBe(before.summary.totals.balances['closing_points']);
+          expect(after.summary.previousExport?.runId).toBe(before.summary.runId);
+          for (const [memberId, row] of before.rows) expect(after.rows.get(memberId)?.[1] ?? '0').toBe(row.at(-1));
+          for (const [memberId, row] of after.rows) expect(before.rows.get(memberId)?.at(-1) ?? '0').toBe(row[1]);
+        }
+        // And the audit agrees with everything, including the heads the exports recorded.
+        expect((await runAudit(runtime.pool, runtime.store, { tenantId })).tenants[0]!.discrepancies).toEqual([]);
+      }),
+      { numRuns: 6 },
+    );
+    // The generated histories exercise every kind of movement (over all runs).
+    const [kinds] = await runtime.pool.query<RowDataPacket[]>("SELECT DISTINCT kind FROM ledger_entries WHERE tenant_id LIKE 'export-%' ORDER BY kind");
+    expect(kinds.map((row) => String(row['kind']))).toEqual(['adjusted', 'earned', 'expired', 'redeemed', 'restored', 'reversed']);
+  });
+});
+
+describe('finance export: periods, late uploads and refusals', () => {
+  it('a late upload (occurredAt in the closed period) lands in the period that recorded it; a boundary instant belongs to the next day', async () => {
+    const tenantId = await newTenant();
+    const memberId = newId();
+    clock.set('2026-01-20T02:00:00.000Z');
+    await register(tenantId, memberId);
+    clock.set(new Date(Date.parse(FEB) - 1).toISOString());
+    expect(await exec(tenantId, memberId, purchase('jan-last-ms', 'store-1', 10_000))).toBe(true);
+    clock.set(FEB);
+    expect(await exec(tenantId, memberId, purchase('feb-first-ms', 'store-2', 20_000))).toBe(true);
+    clock.set('2026-02-03T03:00:00.000Z');
+    expect(await exec(tenantId, memberId, purchase('late-upload', 'store-3', 30_000, '2026-01-15T03:00:00.000Z'))).toBe(true);
+    clock.set('2026-03-01T00:00:00.000Z');
+    const january = await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
+    expect((await readCsv(january.dir, 'balances.csv')).rows).toEqual([[memberId, '0', '100', '0', '0', '0', '0', '0', '100']]);
+    const february = await exportPeriod(tenantId, '2026-02-01', '2026-03-01');
+    expect((await readCsv(february.dir, 'balances.csv')).rows).toEqual([[memberId, '100', '500', '0', '0', '0', '0', '0', '600']]);
+    expect((await readCsv(february.dir, 'stores.csv')).rows).toEqual([
+      ['store-2', '200', '0', '0', '0'],
+      ['store-3', '300', '0', '0', '0'],
+    ]);
+  });
+
+  it('refuses a --to in the future by the ledger clock, leaving no file behind', async () => {
+    const tenantId = await newTenant();
+    clock.set('2026-01-20T02:00:00.000Z');
+    await register(tenantId, newId());
+    clock.set('2026-01-31T15:59:59.999Z'); // one ms before 2026-02-01 starts in Shanghai
+    const dir = join(work, 'future');
+    await expect(runExport(runtime, { tenantId, from: '2026-01-01', to: '2026-02-01', outDir: dir })).rejects.toMatchObject({ reason: 'period-open' });
+    expect((await readdir(work)).filter((name) => name.includes('future'))).toEqual([]);
+    clock.set(FEB);
+    await runExport(runtime, { tenantId, from: '2026-01-01', to: '2026-02-01', outDir: dir });
+    expect((await readdir(dir)).length).toBe(4);
+    // Never over an existing export.
+    await expect(runExport(runtime, { tenantId, from: '2026-01-01', to: '2026-02-01', outDir: dir })).rejects.toMatchObject({ reason: 'output-exists' });
+  });
+
+  describe('the verb', () => {
+    afterEach(() => vi.restoreAllMocks());
+    it('exit 0 with files; exit 1 and no files when the read model disagrees with the events; exit 2 on an open period', async () => {
+      let out = '';
+      let err = '';
+      vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((out += String(chunk)), true));
+      vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((err += String(chunk)), true));
+      const tenantId = await newTenant();
+      const memberId = newId();
+      clock.set('2026-01-10T02:00:00.000Z');
+      await register(tenantId, memberId);
+      expect(await exec(tenantId, memberId, purchase('o-1', 'store-1', 12_345))).toBe(true);
+      const config = { ...loadConfig({ LEDGER_CLOCK_START: '2026-02-01T00:00:00+08:00' }), databaseUrl: database.current.url };
+      const args = (dir: string) => ['--tenant', tenantId, '--from', '2026-01-01', '--to', '2026-02-01', '--out', dir];
+
+      expect(await exportVerb.run(['--tenant', tenantId, '--from', '2026-01-01', '--to', '2026-02-02', '--out', join(work, 'verb-open')], config)).toBe(2);
+      expect(err).toContain('not closed');
+
+      // The read model is projected by the export itself (it drains the projector when behind).
+      expect(await exportVerb.run(args(join(work, 'verb-ok')), config)).toBe(0);
+      expect(out).toContain('123 points');
+
+      // A ledger entry edited in the read model: the recomputation from the events disagrees.
+      await runtime.pool.query('UPDATE ledger_entries SET points = points + 1, balance_after = balance_after + 1 WHERE tenant_id = ? AND member_id = ?', [
+        tenantId,
+        memberId,
+      ]);
+      err = '';
+      expect(await exportVerb.run(args(join(work, 'verb-bad')), config)).toBe(1);
+      expect(err).toContain('totals-match-events');
+      expect((await readdir(work)).filter((name) => name.includes('verb-bad'))).toEqual([]);
+    });
+  });
+});
