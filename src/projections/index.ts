@@ -27,15 +27,5 @@ export {
   type TagRule,
   type TagRuleSet,
 } from './tags.ts';
-export {
-  findMemberIdByPhone,
-  readLedgerPage,
-  readMemberView,
-  readStoreTotals,
-  readTenantTotals,
-  type LedgerEntry,
-  type LedgerPage,
-  type MemberView,
-  type StoreTotals,
-} from './read.ts';
+export { readStoreTotals, readTenantTotals, type StoreTotals } from './read.ts';
 export { READ_MODEL_TABLES } from './tables.ts';
