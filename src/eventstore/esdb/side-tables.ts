@@ -1,3 +1,4 @@
+import { decodeSnapshot, encodeSnapshot } from '../snapshot-codec.ts';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
   ER_DUP_ENTRY,
@@ -318,7 +319,7 @@ export class EsdbSideTables {
       );
       const current = streamRows[0] === undefined ? null : sqlInt(streamRows[0]['version']);
       const snapshotSchema = record.snapshot?.schemaVersion ?? null;
-      const snapshotJson = record.snapshot === null ? null : JSON.stringify(record.snapshot.state);
+      const snapshotJson = record.snapshot === null ? null : encodeSnapshot(record.snapshot.state);
       if (current === null) {
         await connection.query(
           `INSERT INTO streams (tenant_id, stream_id, partition_no, version, last_hash, snapshot_schema, snapshot, updated_at)
@@ -432,7 +433,7 @@ export class EsdbSideTables {
     const snapshot: Snapshot | null =
       row['snapshot'] === null || row['snapshot_schema'] === null
         ? null
-        : { schemaVersion: sqlInt(row['snapshot_schema']), state: JSON.parse(String(row['snapshot'])) };
+        : { schemaVersion: sqlInt(row['snapshot_schema']), state: decodeSnapshot(String(row['snapshot'])) };
     return { version: sqlInt(row['version']), snapshot };
   }
 

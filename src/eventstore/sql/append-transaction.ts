@@ -1,3 +1,4 @@
+import { encodeSnapshot } from '../snapshot-codec.ts';
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, sqlTimeToIso, type PoolConnection } from '../../db/pool.ts';
 import { GENESIS_HASH, partitionHash, streamHash } from '../hash.ts';
@@ -162,7 +163,7 @@ async function appendBatchOrThrow(
       lastHash,
       request.snapshot?.schemaVersion ?? null,
       // A stream appended without a snapshot gets its old snapshot cleared rather than left stale.
-      request.snapshot === undefined ? null : JSON.stringify(request.snapshot.state),
+      request.snapshot === undefined ? null : encodeSnapshot(request.snapshot.state),
       isoToSqlTime(request.events[0]!.metadata.recordedAt),
     ]),
   });

@@ -1,3 +1,4 @@
+import { decodeSnapshot, encodeSnapshot } from '../snapshot-codec.ts';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { sqlInt, sqlTimeToIso, type Pool } from '../../db/pool.ts';
 import { GENESIS_HASH } from '../hash.ts';
@@ -109,7 +110,7 @@ export class SqlEventStore implements EventStore {
     const snapshot: Snapshot | null =
       row['snapshot'] === null || row['snapshot_schema'] === null
         ? null
-        : { schemaVersion: sqlInt(row['snapshot_schema']), state: JSON.parse(String(row['snapshot'])) };
+        : { schemaVersion: sqlInt(row['snapshot_schema']), state: decodeSnapshot(String(row['snapshot'])) };
     return { version, lastHash: String(row['last_hash']), snapshot, snapshotVersion: snapshot ? version : 0 };
   }
 
@@ -158,7 +159,7 @@ export class SqlEventStore implements EventStore {
   async saveSnapshot(tenantId: string, streamId: string, version: number, snapshot: Snapshot): Promise<void> {
     await this.pool.query<ResultSetHeader>(
       'UPDATE streams SET snapshot_schema = ?, snapshot = ? WHERE tenant_id = ? AND stream_id = ? AND version = ?',
-      [snapshot.schemaVersion, JSON.stringify(snapshot.state), tenantId, streamId, version],
+      [snapshot.schemaVersion, encodeSnapshot(snapshot.state), tenantId, streamId, version],
     );
   }
 
