@@ -110,15 +110,13 @@ export class CommandRunner {
     command: C,
     handlers: CommandHandlers<S, E>,
   ): Promise<CommandResult> {
-    // Checked inside the per-stream queue: a concurrent duplicate that queued behind the first attempt
-    // sees its command row instead of deciding again.
+    // A retry is not looked up before deciding: retries are rare, and the command row is written in the
+    // append transaction, so a retry that decides events again fails that insert and gets the first
+    // outcome (DuplicateCommandError). A retry that the first attempt's effects make the domain reject
+    // (order-already-recorded, hold-not-active, ...) looks the command row up before answering.
     return this.mutex.run(`${envelope.tenantId}/${envelope.streamId}`, async () => {
-      const earlier = await this.store.findCommand(envelope.tenantId, envelope.commandId);
-      if (earlier) return replay(earlier, envelope);
       const result = await this.decideAndAppend(envelope, decider, command, handlers);
       if (result.ok) return result;
-      // A duplicate running in another process may have committed between our check and our decision
-      // (which then saw its effect, e.g. order-already-recorded): the first outcome is the answer.
       const committed = await this.store.findCommand(envelope.tenantId, envelope.commandId);
       return committed ? replay(committed, envelope) : result;
     });
