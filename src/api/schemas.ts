@@ -1,15 +1,14 @@
 import { z } from 'zod';
 import { CHANNELS } from '../domain/member/events.ts';
+import { HOLD_TTL_SECONDS_MAX, ORDER_LINES_MAX } from '../domain/limits.ts';
 import {
-  HOLD_TTL_SECONDS_MAX,
-  ORDER_AMOUNT_FEN_MAX,
-  ORDER_LINES_MAX,
-  POINTS_PER_COMMAND_MAX,
-  REASON_CHARS_MAX,
-  TICKET_CHARS_MAX,
-} from '../domain/limits.ts';
-import { memberNameSchema, phoneSchema, purchaseLineSchema } from '../domain/member/schemas.ts';
-import { commandPointsSchema, idSchema, isoInstantInputSchema, textSchema } from '../domain/validation.ts';
+  adjustPointsSchema,
+  memberNameSchema,
+  phoneSchema,
+  purchaseLineSchema,
+  refundPurchaseSchema,
+} from '../domain/member/schemas.ts';
+import { commandPointsSchema, idSchema, isoInstantInputSchema } from '../domain/validation.ts';
 
 /**
  * Request and response schemas of /v1 (CONTRACT.md). They validate requests, type the handlers and
@@ -47,24 +46,24 @@ export const holdBody = z.strictObject({
 export const captureBody = z.strictObject({ points: commandPointsSchema.optional() });
 export const releaseBody = z.strictObject({});
 
-export const redemptionBody = z.strictObject({ orderId: idSchema, storeId: idSchema, points: commandPointsSchema });
-
-export const refundBody = z.strictObject({
-  refundId: idSchema,
+export const redemptionBody = z.strictObject({
   orderId: idSchema,
   storeId: idSchema,
-  amountFen: z.int().min(1).max(ORDER_AMOUNT_FEN_MAX),
+  points: commandPointsSchema,
+});
+
+export const refundBody = z.strictObject({
+  refundId: refundPurchaseSchema.shape.refundId,
+  orderId: refundPurchaseSchema.shape.orderId,
+  storeId: refundPurchaseSchema.shape.storeId,
+  amountFen: refundPurchaseSchema.shape.amountFen,
 });
 
 export const adjustmentBody = z.strictObject({
-  adjustmentId: idSchema,
-  points: z
-    .int()
-    .min(-POINTS_PER_COMMAND_MAX)
-    .max(POINTS_PER_COMMAND_MAX)
-    .refine((points) => points !== 0, 'must not be zero'),
-  reason: textSchema(REASON_CHARS_MAX),
-  ticket: textSchema(TICKET_CHARS_MAX).optional(),
+  adjustmentId: adjustPointsSchema.shape.adjustmentId,
+  points: adjustPointsSchema.shape.points,
+  reason: adjustPointsSchema.shape.reason,
+  ticket: adjustPointsSchema.shape.ticket,
 });
 
 /** Ledger pages: at most this many entries. */
@@ -104,7 +103,12 @@ export const purchaseResponse = z.object({
   available: z.int(),
   lot: lotView.nullable(),
 });
-export const holdResponse = z.object({ holdId: z.string(), points: z.int(), expiresAt: z.string(), available: z.int() });
+export const holdResponse = z.object({
+  holdId: z.string(),
+  points: z.int(),
+  expiresAt: z.string(),
+  available: z.int(),
+});
 export const redeemedResponse = z.object({ pointsRedeemed: z.int(), balance: z.int(), available: z.int() });
 export const releaseResponse = z.object({ available: z.int() });
 export const refundResponse = z.object({
@@ -138,5 +142,7 @@ export const problemSchema = z.object({
 });
 
 export const idempotencyHeaders = z.object({
-  'idempotency-key': z.string().describe('1-128 visible ASCII characters; the same key with the same body replays'),
+  'idempotency-key': z
+    .string()
+    .describe('1-128 visible ASCII characters; the same key with the same body replays'),
 });
