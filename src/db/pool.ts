@@ -58,19 +58,30 @@ function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptio
   };
 }
 
-/** Creates the database if missing, then a pool on it. */
+/** Creates the database if missing, then a pool on it, with the session settings the ledger relies on. */
 export async function openPool(url: string, connectionLimit = POOL_CONNECTIONS_MAX): Promise<Pool> {
   const target = parseDatabaseUrl(url);
-  await ensureDatabase(target);
+  const flavour = await ensureDatabase(target);
   const pool = mysql.createPool(poolOptions(target, connectionLimit));
-  // READ COMMITTED on every connection: under REPEATABLE READ a locking read of a missing row takes a gap
-  // lock, and two first appends to different new streams then deadlock on each other's gap. The ledger's
-  // correctness rests on row locks and unique keys, never on gap locks. (A connection runs its queries in
-  // order, so this runs before anything else on it.)
+  const settings = sessionSettings(flavour);
+  // A connection runs its queries in order, so these run before anything else on it.
   pool.pool.on('connection', (connection) => {
-    connection.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
+    for (const statement of settings) connection.query(statement);
   });
   return pool;
+}
+
+/**
+ * - READ COMMITTED everywhere: under REPEATABLE READ a locking read of a missing row takes a gap lock, and
+ *   two first appends to different new streams then deadlock on each other's gap. The ledger's correctness
+ *   rests on row locks and unique keys, never on gap locks.
+ * - TiDB: pessimistic transactions, so SELECT ... FOR UPDATE on a log partition's counter row waits for
+ *   the holder as on MySQL (the order of positions depends on it) instead of failing at commit.
+ */
+export function sessionSettings(flavour: ServerFlavour): string[] {
+  const settings = ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'];
+  if (flavour === 'tidb') settings.push("SET SESSION tidb_txn_mode = 'pessimistic'");
+  return settings;
 }
 
 /** Waits up to `seconds` for the server to accept connections (containers start in any order). */
@@ -89,12 +100,15 @@ export async function waitForDatabase(url: string, seconds: number): Promise<voi
   }
 }
 
-export async function ensureDatabase(target: DatabaseTarget): Promise<void> {
+/** Creates the database if missing; answers which server it is. */
+export async function ensureDatabase(target: DatabaseTarget): Promise<ServerFlavour> {
   const connection = await mysql.createConnection(serverOptions(target));
   try {
     await connection.query(
       `CREATE DATABASE IF NOT EXISTS \`${target.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
     );
+    const [rows] = await connection.query<RowDataPacket[]>('SELECT VERSION() AS v');
+    return flavourOf(String(rows[0]?.['v'] ?? ''));
   } finally {
     await connection.end();
   }
@@ -111,9 +125,8 @@ export async function dropDatabase(target: DatabaseTarget): Promise<void> {
 
 export type ServerFlavour = 'tidb' | 'mariadb' | 'mysql';
 
-export async function serverFlavour(pool: Pool): Promise<ServerFlavour> {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT VERSION() AS v');
-  const version = String(rows[0]?.['v'] ?? '');
+/** `SELECT VERSION()` says which server this is: TiDB and MariaDB name themselves. */
+export function flavourOf(version: string): ServerFlavour {
   if (version.includes('TiDB')) return 'tidb';
   if (version.toLowerCase().includes('mariadb')) return 'mariadb';
   return 'mysql';
