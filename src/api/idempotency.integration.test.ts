@@ -329,23 +329,24 @@ describe('Idempotency-Key scope and request identity', () => {
     expect(retry.json()).toEqual(first.json());
   });
 
-  it('records no rejection: a retry of a refused request under the same key is decided again', async () => {
-    // Contract: "a rejected request changes nothing" - so a refusal is not stored against its key, and a
-    // till that retries after the member's points arrived is not stuck with the old refusal.
+  it('answers a retry of a refused request with the same refusal, even after the points arrive', async () => {
+    // Contract: the same key returns the first response again. A refusal is kept under its key (no
+    // events, no ledger change), so an attempt still in flight elsewhere cannot later succeed under a
+    // key whose retry the till already saw refused. A new request needs a new key.
     const memberId = await registerMember(ledger, pos, store);
     const key = newIdempotencyKey();
     const body = { orderId: uniqueId('o'), storeId: store, points: 100 };
     const before = await tenantFingerprint(database.current.pool, 'acme');
-    expectProblem(
-      await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, body, key),
-      422,
-      'insufficient-points',
-    );
+    const refused = await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, body, key);
+    expectProblem(refused, 422, 'insufficient-points');
     expect(await tenantFingerprint(database.current.pool, 'acme')).toBe(before);
     await purchase(ledger, pos, memberId, store, 10_000);
     const retry = await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, body, key);
-    expect(retry.statusCode).toBe(201);
-    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expectProblem(retry, 422, 'insufficient-points');
+    expect(retry.headers['idempotent-replayed']).toBe('true');
+    expect(retry.json()).toEqual(refused.json());
+    const fresh = await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, body);
+    expect(fresh.statusCode).toBe(201);
   });
 });
 

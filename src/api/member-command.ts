@@ -63,6 +63,10 @@ export async function runMemberCommand(
     {
       respond: spec.respond,
       explainUniqueKey: explainMemberUniqueKey,
+      refusalResponse: (refusal) => {
+        const body = rejectionProblem(refusal);
+        return { status: body.status, body };
+      },
       ...(spec.authorize === undefined ? {} : { authorize: spec.authorize }),
     },
   );
@@ -72,6 +76,8 @@ export async function runMemberCommand(
   }
   runtime.metrics.commandOutcomes.labels(route, result.replayed ? 'replayed' : 'ok').inc();
   if (result.replayed) void reply.header('Idempotent-Replayed', 'true');
+  // A replayed refusal is the problem document it was the first time.
+  if (result.response.status >= 400) void reply.type('application/problem+json');
   return reply.code(result.response.status).send(result.response.body);
 }
 

@@ -198,7 +198,7 @@ describe('failures inside the server', () => {
       code: 'ER_PARSE_ERROR',
       sql: 'SELECT * FROM commands WHERE tenant_id = ?',
     });
-    vi.spyOn(ledger.runtime.store, 'findCommand').mockRejectedValueOnce(error);
+    vi.spyOn(ledger.runtime.store, 'streamHead').mockRejectedValueOnce(error);
     const requestId = randomUUID();
     const response = await ledger.app.inject({
       method: 'POST',

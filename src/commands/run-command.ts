@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Decision } from '../domain/event.ts';
+import { DOMAIN_ERROR_STATUS, type DomainError } from '../domain/errors.ts';
 import { derivedId } from '../ids.ts';
 import {
   ConcurrencyError,
@@ -60,6 +61,11 @@ export interface CommandHandlers<S, E> {
   respond(decided: Decided<S, E>): Response;
   /** What a taken business key means to the caller (e.g. 'purchase:<id>' is order-already-recorded). */
   explainUniqueKey(key: string, holderStreamId: string | null): Rejection;
+  /**
+   * The response a refusal is answered with. When given, refusals by the programme's rules (404, 409, 422)
+   * are recorded under the command id, so every later attempt gets the same answer.
+   */
+  refusalResponse?(refusal: DomainError): Response;
 }
 
 export function requestHash(parts: unknown): string {
@@ -112,11 +118,23 @@ export class CommandRunner {
   ): Promise<CommandResult> {
     // A retry is not looked up before deciding: retries are rare, and the command row is written in the
     // append transaction, so a retry that decides events again fails that insert and gets the first
-    // outcome (DuplicateCommandError). A retry that the first attempt's effects make the domain reject
-    // (order-already-recorded, hold-not-active, ...) looks the command row up before answering.
+    // outcome (DuplicateCommandError). A refusal is recorded under the command id too (with no events):
+    // otherwise an attempt still running somewhere (a slow process, a stalled connection) could later
+    // succeed under a key whose retry was already refused, and the till would have told the customer no.
+    // Whichever outcome is recorded first stands for every attempt.
     return this.mutex.run(`${envelope.tenantId}/${envelope.streamId}`, async () => {
       const result = await this.decideAndAppend(envelope, decider, command, handlers);
       if (result.ok) return result;
+      const refusal = result.rejection;
+      if (handlers.refusalResponse !== undefined && isRecordedRefusal(refusal)) {
+        const standing = await this.store.recordRejection(
+          envelope.tenantId,
+          envelope.streamId,
+          { commandId: envelope.commandId, requestHash: envelope.requestHash, response: handlers.refusalResponse(refusal) },
+          this.clock.nowIso(),
+        );
+        return standing ? replay(standing, envelope) : result;
+      }
       const committed = await this.store.findCommand(envelope.tenantId, envelope.commandId);
       return committed ? replay(committed, envelope) : result;
     });
@@ -189,6 +207,11 @@ function toNewEvent<E extends { type: string; data: unknown }>(
       ...(envelope.actor === undefined ? {} : { actor: envelope.actor }),
     },
   };
+}
+
+/** Refusals by the programme's rules are answers; malformed input (400) and retryable conflicts are not. */
+function isRecordedRefusal(rejection: Rejection): rejection is DomainError {
+  return rejection.code in DOMAIN_ERROR_STATUS && rejection.status !== 400;
 }
 
 function replay(record: CommandRecord, envelope: CommandEnvelope): CommandResult {

@@ -119,6 +119,16 @@ export interface EventStore {
   streamHead(tenantId: string, streamId: string): Promise<StreamHead | null>;
   partitionHeads(tenantId: string): Promise<PartitionHead[]>;
   findCommand(tenantId: string, commandId: string): Promise<CommandRecord | null>;
+  /**
+   * Records that a command was refused (no events), so every later attempt with its id gets the same answer.
+   * Returns null when recorded, or the outcome already recorded under the id (which stands).
+   */
+  recordRejection(
+    tenantId: string,
+    streamId: string,
+    command: { commandId: string; requestHash: string; response: { status: number; body: unknown } },
+    recordedAt: string,
+  ): Promise<CommandRecord | null>;
   /** The stream that holds a business key, if taken. */
   findUniqueKey(tenantId: string, key: string): Promise<string | null>;
   /** Stores a snapshot for a stream at a version, if the stream is still at that version. */

@@ -64,20 +64,24 @@ export function offendingPaths(response: LightMyRequestResponse): string[] {
 }
 
 /** Every table a member command writes, with its key order, scoped to the tenant. */
-const TENANT_TABLES: readonly { table: string; orderBy: string }[] = [
+/**
+ * What a command can change. A refusal's own command row (event_count 0: the answer kept under its
+ * Idempotency-Key so every attempt gets it) records the answer, not a change to the ledger; it is left out.
+ */
+const TENANT_TABLES: readonly { table: string; orderBy: string; where?: string }[] = [
   { table: 'events', orderBy: 'partition_no, position' },
   { table: 'streams', orderBy: 'stream_id' },
   { table: 'log_partitions', orderBy: 'partition_no' },
-  { table: 'commands', orderBy: 'command_id' },
+  { table: 'commands', orderBy: 'command_id', where: 'event_count > 0' },
   { table: 'unique_keys', orderBy: 'unique_key' },
 ];
 
 /** A digest of everything the tenant's commands have written: equal digests mean nothing changed. */
 export async function tenantFingerprint(pool: Pool, tenantId: string): Promise<string> {
   const hash = createHash('sha256');
-  for (const { table, orderBy } of TENANT_TABLES) {
+  for (const { table, orderBy, where } of TENANT_TABLES) {
     const [rows] = await pool.query<RowDataPacket[]>(
-      `SELECT * FROM ${table} WHERE tenant_id = ? ORDER BY ${orderBy}`,
+      `SELECT * FROM ${table} WHERE tenant_id = ?${where === undefined ? '' : ` AND ${where}`} ORDER BY ${orderBy}`,
       [tenantId],
     );
     hash.update(table).update(JSON.stringify(rows));

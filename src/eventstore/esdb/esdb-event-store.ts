@@ -1,4 +1,4 @@
-import type { Pool } from '../../db/pool.ts';
+import { isoToSqlTime, type Pool } from '../../db/pool.ts';
 import { GENESIS_HASH } from '../hash.ts';
 import {
   ConcurrencyError,
@@ -541,6 +541,15 @@ export class EsdbEventStore implements EventStore {
 
   async findUniqueKey(tenantId: string, key: string): Promise<string | null> {
     return this.side.findUniqueKey(tenantId, key);
+  }
+
+  async recordRejection(
+    tenantId: string,
+    streamId: string,
+    command: { commandId: string; requestHash: string; response: { status: number; body: unknown } },
+    recordedAt: string,
+  ): Promise<CommandRecord | null> {
+    return this.side.recordRejection(tenantId, streamId, command, isoToSqlTime(recordedAt));
   }
 
   async saveSnapshot(tenantId: string, streamId: string, version: number, snapshot: Snapshot): Promise<void> {

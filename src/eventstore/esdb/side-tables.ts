@@ -169,7 +169,8 @@ export class EsdbSideTables {
              response_status, response_body, recorded_at) VALUES (?, ?, ?, ?, ?, 0, NULL, NULL, UTC_TIMESTAMP(3))`,
           [tenantId, command.commandId, command.requestHash, streamId, searchFromVersion],
         );
-      } else if (sqlInt(row['event_count']) > 0) {
+      } else if (sqlInt(row['event_count']) > 0 || row['response_status'] !== null) {
+        // Recorded: an append (events) or a refusal (no events, a response).
         throw new DuplicateCommandError(rowToRecord(row));
       } else {
         const sameRequest =
@@ -258,7 +259,7 @@ export class EsdbSideTables {
     await this.transaction(async (connection) => {
       if (claim.commandId !== null) {
         const [deleted] = await connection.query<ResultSetHeader>(
-          'DELETE FROM commands WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND recorded_at = ?',
+          'DELETE FROM commands WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND response_status IS NULL AND recorded_at = ?',
           [claim.tenantId, claim.commandId, claim.lease],
         );
         if (deleted.affectedRows === 1) {
@@ -283,7 +284,7 @@ export class EsdbSideTables {
   async endLease(claim: Claim): Promise<void> {
     if (claim.commandId === null) return;
     await this.pool.query(
-      'UPDATE commands SET recorded_at = ? WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND recorded_at = ?',
+      'UPDATE commands SET recorded_at = ? WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND response_status IS NULL AND recorded_at = ?',
       [LEASE_ENDED_SQL, claim.tenantId, claim.commandId, claim.lease],
     );
   }
@@ -292,7 +293,7 @@ export class EsdbSideTables {
   async deleteAbandoned(abandoned: AbandonedCommand): Promise<void> {
     await this.transaction(async (connection) => {
       const [deleted] = await connection.query<ResultSetHeader>(
-        'DELETE FROM commands WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND recorded_at = ?',
+        'DELETE FROM commands WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND response_status IS NULL AND recorded_at = ?',
         [abandoned.tenantId, abandoned.commandId, abandoned.lease],
       );
       if (deleted.affectedRows === 1) {
@@ -371,7 +372,7 @@ export class EsdbSideTables {
     ];
     const [updated] = await connection.query<ResultSetHeader>(
       `UPDATE commands SET first_version = ?, event_count = ?, response_status = ?, response_body = ?, recorded_at = ?
-       WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND request_hash = ?`,
+       WHERE tenant_id = ? AND command_id = ? AND event_count = 0 AND response_status IS NULL AND request_hash = ?`,
       [...values, record.tenantId, command.commandId, command.requestHash],
     );
     if (updated.affectedRows === 1) return;
@@ -402,10 +403,39 @@ export class EsdbSideTables {
     }
   }
 
-  /** A recorded command; a pending one is not recorded yet and reads as null. */
+  /**
+   * Records a refusal (event_count 0 with a response), unless the id is taken: by a recorded outcome, which
+   * is returned and stands, or by a pending claim, whose attempt may still land and decides the outcome
+   * (then the refusal is answered but not recorded, and null is returned as for a recorded one).
+   */
+  async recordRejection(
+    tenantId: string,
+    streamId: string,
+    command: { commandId: string; requestHash: string; response: { status: number; body: unknown } },
+    recordedAtSql: string,
+  ): Promise<CommandRecord | null> {
+    const [inserted] = await this.pool.query<ResultSetHeader>(
+      `INSERT IGNORE INTO commands (tenant_id, command_id, request_hash, stream_id, first_version, event_count,
+         response_status, response_body, recorded_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)`,
+      [
+        tenantId,
+        command.commandId,
+        command.requestHash,
+        streamId,
+        command.response.status,
+        JSON.stringify(command.response.body),
+        recordedAtSql,
+      ],
+    );
+    if (inserted.affectedRows === 1) return null;
+    return this.findRecordedCommand(tenantId, command.commandId);
+  }
+
+  /** A recorded command (an append or a refusal); a pending one is not recorded yet and reads as null. */
   async findRecordedCommand(tenantId: string, commandId: string): Promise<CommandRecord | null> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
-      `SELECT ${COMMAND_COLUMNS} FROM commands WHERE tenant_id = ? AND command_id = ? AND event_count > 0`,
+      `SELECT ${COMMAND_COLUMNS} FROM commands
+       WHERE tenant_id = ? AND command_id = ? AND (event_count > 0 OR response_status IS NOT NULL)`,
       [tenantId, commandId],
     );
     return rows[0] === undefined ? null : rowToRecord(rows[0]);

@@ -1,6 +1,6 @@
 import { decodeSnapshot, encodeSnapshot } from '../snapshot-codec.ts';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import { sqlInt, sqlTimeToIso, type Pool } from '../../db/pool.ts';
+import { ER_DUP_ENTRY, isoToSqlTime, sqlErrno, sqlInt, sqlTimeToIso, type Pool } from '../../db/pool.ts';
 import { GENESIS_HASH } from '../hash.ts';
 import { LOG_PARTITIONS } from '../partition.ts';
 import { EVENT_COLUMNS } from './append-transaction.ts';
@@ -146,6 +146,37 @@ export class SqlEventStore implements EventStore {
           : { status: sqlInt(row['response_status']), body: JSON.parse(String(row['response_body'])) },
       recordedAt: sqlTimeToIso(String(row['recorded_at'])),
     };
+  }
+
+  async recordRejection(
+    tenantId: string,
+    streamId: string,
+    command: { commandId: string; requestHash: string; response: { status: number; body: unknown } },
+    recordedAt: string,
+  ): Promise<CommandRecord | null> {
+    try {
+      // event_count 0: a refusal wrote no events; the same primary key as an append's row, so whichever
+      // outcome is recorded first stands for every attempt.
+      await this.pool.query(
+        `INSERT INTO commands (tenant_id, command_id, request_hash, stream_id, first_version, event_count,
+           response_status, response_body, recorded_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?, ?)`,
+        [
+          tenantId,
+          command.commandId,
+          command.requestHash,
+          streamId,
+          command.response.status,
+          JSON.stringify(command.response.body),
+          isoToSqlTime(recordedAt),
+        ],
+      );
+      return null;
+    } catch (error) {
+      if (sqlErrno(error) !== ER_DUP_ENTRY) throw error;
+      const existing = await this.findCommand(tenantId, command.commandId);
+      if (existing === null) throw error;
+      return existing;
+    }
   }
 
   async findUniqueKey(tenantId: string, key: string): Promise<string | null> {
