@@ -27,24 +27,38 @@ async function main(): Promise<void> {
     const tenantId = 'bench';
     let t0 = performance.now();
     let generated = 0;
-    const members = Math.ceil(EVENTS / EVENTS_PER_MEMBER);
-    const written = await generateHistory(store, {
-      tenantId,
-      seed: 42,
-      members,
-      eventsPerMember: EVENTS_PER_MEMBER,
-      stores: 6000,
-      concurrency: 16,
-      onMember: (events) => {
-        generated += events;
-        if (generated % 100_000 < events) process.stderr.write(`\rgenerated ${fmt(generated)} events`);
-      },
-    });
+    let written = 0;
+    let members = 0;
+    // generateHistory's per-member count varies around the mean: add members until the log has EVENTS.
+    while (written < EVENTS) {
+      const batch = Math.max(100, Math.ceil((EVENTS - written) / EVENTS_PER_MEMBER));
+      written += await generateHistory(store, {
+        tenantId,
+        seed: 42,
+        members: batch,
+        firstMember: members,
+        createTenant: members === 0,
+        eventsPerMember: EVENTS_PER_MEMBER,
+        stores: 6000,
+        concurrency: 16,
+        onMember: (events) => {
+          generated += events;
+          if (generated % 100_000 < events) process.stderr.write(`\rgenerated ${fmt(generated)} events`);
+        },
+      });
+      members += batch;
+    }
     process.stderr.write('\n');
-    console.log(`generated ${fmt(written)} events for ${fmt(members)} members in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    console.log(
+      `generated ${fmt(written)} events for ${fmt(members)} members in ${fmt((performance.now() - t0) / 1000, 1)} s`,
+    );
 
     t0 = performance.now();
-    const projected = await new Projector(db.pool, store, { owner: 'bench-audit', partitionsConcurrent: 8, onError: (e) => console.error(e) }).runOnce();
+    const projected = await new Projector(db.pool, store, {
+      owner: 'bench-audit',
+      partitionsConcurrent: 8,
+      onError: (e) => console.error(e),
+    }).runOnce();
     console.log(`projected ${fmt(projected.events)} events in ${fmt((performance.now() - t0) / 1000, 1)} s`);
 
     t0 = performance.now();
@@ -53,7 +67,8 @@ async function main(): Promise<void> {
         tenantId,
         concurrency: CONCURRENCY,
         onProgress: (p) => {
-          if ((p.chainEvents + p.memberEvents) % 50_000 < 2_000) process.stderr.write(`\raudit: chains ${fmt(p.chainEvents)}, members ${fmt(p.memberEvents)}   `);
+          if ((p.chainEvents + p.memberEvents) % 50_000 < 2_000)
+            process.stderr.write(`\raudit: chains ${fmt(p.chainEvents)}, members ${fmt(p.memberEvents)}   `);
         },
       }),
     );

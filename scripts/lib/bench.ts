@@ -6,7 +6,10 @@ import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/d
 /** Shared by the benchmarks: a scratch database, timed concurrent loops, percentiles, and a report line. */
 export const BENCH_SERVER_URL = process.env['LEDGER_BENCH_DATABASE_SERVER'] ?? 'mysql://root@127.0.0.1:3306';
 
-export async function scratchDatabase(prefix: string, connections: number): Promise<{ url: string; pool: Pool; drop(): Promise<void> }> {
+export async function scratchDatabase(
+  prefix: string,
+  connections: number,
+): Promise<{ url: string; pool: Pool; drop(): Promise<void> }> {
   const url = `${BENCH_SERVER_URL}/${prefix}_${randomBytes(3).toString('hex')}`;
   const pool = await openPool(url, connections);
   await migrate(pool);
@@ -69,8 +72,14 @@ export function machineLine(): string {
 }
 
 /** The server's raw durable commit rate: autocommit single-row INSERTs from `workers` connections. */
-export async function rawSingleRowInsertRate(pool: Pool, workers: number, seconds: number): Promise<LoopResult> {
-  await pool.query('CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(255))');
+export async function rawSingleRowInsertRate(
+  pool: Pool,
+  workers: number,
+  seconds: number,
+): Promise<LoopResult> {
+  await pool.query(
+    'CREATE TABLE IF NOT EXISTS bench_raw (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(255))',
+  );
   const payload = 'x'.repeat(200);
   return timedLoops(workers, seconds, async (worker) => {
     await pool.query('INSERT INTO bench_raw (w, payload) VALUES (?, ?)', [worker, payload]);
@@ -78,8 +87,15 @@ export async function rawSingleRowInsertRate(pool: Pool, workers: number, second
 }
 
 /** The server's raw multi-row INSERT rate in rows/s: `rows`-row autocommit INSERTs from `workers` connections. */
-export async function rawMultiRowInsertRate(pool: Pool, workers: number, seconds: number, rows: number): Promise<LoopResult & { rowsPerSecond: number }> {
-  await pool.query('CREATE TABLE IF NOT EXISTS bench_raw_multi (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(600))');
+export async function rawMultiRowInsertRate(
+  pool: Pool,
+  workers: number,
+  seconds: number,
+  rows: number,
+): Promise<LoopResult & { rowsPerSecond: number }> {
+  await pool.query(
+    'CREATE TABLE IF NOT EXISTS bench_raw_multi (id BIGINT AUTO_INCREMENT PRIMARY KEY, w INT, payload VARCHAR(600))',
+  );
   const payload = 'x'.repeat(500);
   const placeholders = Array.from({ length: rows }, () => '(?, ?)').join(', ');
   const result = await timedLoops(workers, seconds, async (worker) => {

@@ -7,7 +7,14 @@ import { replay as replayVerb } from '../cli/verbs/replay.ts';
 import { memberIdOfStream } from '../commands/streams.ts';
 import { loadConfig } from '../config.ts';
 import { sqlInt } from '../db/pool.ts';
-import { decideMember, evolveMember, initialMemberState, type MemberCommand, type MemberEvent, type MemberState } from '../domain/member/index.ts';
+import {
+  decideMember,
+  evolveMember,
+  initialMemberState,
+  type MemberCommand,
+  type MemberEvent,
+  type MemberState,
+} from '../domain/member/index.ts';
 import { defaultProgramme } from '../domain/programme.ts';
 import { partitionHash, streamHash } from '../eventstore/hash.ts';
 import { SqlEventStore } from '../eventstore/sql/sql-event-store.ts';
@@ -25,14 +32,22 @@ let tenantCounter = 0;
 async function projectedTenant(members = 24, eventsPerMember = 14): Promise<string> {
   tenantCounter += 1;
   const tenantId = `audit-${tenantCounter}`;
-  await generateHistory(store(), { tenantId, seed: 100 + tenantCounter, members, eventsPerMember, stores: 6 });
+  await generateHistory(store(), {
+    tenantId,
+    seed: 100 + tenantCounter,
+    members,
+    eventsPerMember,
+    stores: 6,
+  });
   await projectTenant(tenantId);
   return tenantId;
 }
 
 /** Drains one tenant's partitions (a Projector's runOnce would also touch the tenants other tests tampered with). */
 async function projectTenant(tenantId: string): Promise<void> {
-  const engine = new ProjectionEngine(pool(), store(), LIVE_TABLES, { batchEvents: PROJECTION_BATCH_EVENTS_MAX });
+  const engine = new ProjectionEngine(pool(), store(), LIVE_TABLES, {
+    batchEvents: PROJECTION_BATCH_EVENTS_MAX,
+  });
   await engine.ensureTenant(tenantId);
   for (let partition = 0; partition < store().partitions; partition++) {
     while ((await engine.drain(tenantId, partition, null, 100)).more);
@@ -49,14 +64,22 @@ async function rows(sql: string, params: unknown[]): Promise<RowDataPacket[]> {
 }
 
 /** A member stream with at least `minVersion` events: its id, last version and partition. */
-async function aStream(tenantId: string, minVersion = 6): Promise<{ streamId: string; memberId: string; last: number; partition: number }> {
+async function aStream(
+  tenantId: string,
+  minVersion = 6,
+): Promise<{ streamId: string; memberId: string; last: number; partition: number }> {
   const [row] = await rows(
     `SELECT stream_id, partition_no, MAX(stream_version) AS last FROM events WHERE tenant_id = ? AND stream_id LIKE 'member-%'
      GROUP BY stream_id, partition_no HAVING MAX(stream_version) >= ? ORDER BY stream_id LIMIT 1`,
     [tenantId, minVersion],
   );
   const streamId = String(row!['stream_id']);
-  return { streamId, memberId: memberIdOfStream(streamId)!, last: sqlInt(row!['last']), partition: sqlInt(row!['partition_no']) };
+  return {
+    streamId,
+    memberId: memberIdOfStream(streamId)!,
+    last: sqlInt(row!['last']),
+    partition: sqlInt(row!['partition_no']),
+  };
 }
 
 function found(report: AuditReport): Discrepancy[] {
@@ -76,7 +99,15 @@ describe('audit: a clean ledger', () => {
     expect(Object.values(report.tenants[0]!.postings).reduce((a, b) => a + b, 0)).toBe(0);
 
     // More events, not yet projected: still clean (read models are compared at their checkpoint), lag shown.
-    await generateHistory(store(), { tenantId, seed: 999, members: 5, eventsPerMember: 10, stores: 6, firstMember: 1000, createTenant: false });
+    await generateHistory(store(), {
+      tenantId,
+      seed: 999,
+      members: 5,
+      eventsPerMember: 10,
+      stores: 6,
+      firstMember: 1000,
+      createTenant: false,
+    });
     const behind = await audit(tenantId);
     expect(found(behind)).toEqual([]);
     expect(behind.totalLag).toBeGreaterThan(0);
@@ -95,30 +126,51 @@ describe('audit: tampering with the event store is caught and located', () => {
     const report = await audit(tenantId);
     expect(report.clean).toBe(false);
     expect(found(report)).toContainEqual(
-      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: version, detail: expect.stringContaining('content-changed') }),
+      expect.objectContaining({
+        kind: 'chain',
+        streamId: target.streamId,
+        streamVersion: version,
+        detail: expect.stringContaining('content-changed'),
+      }),
     );
   });
 
   it('a deleted event: names the stream and the missing version', async () => {
     const tenantId = await projectedTenant();
     const target = await aStream(tenantId);
-    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [tenantId, target.streamId]);
+    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [
+      tenantId,
+      target.streamId,
+    ]);
     const discrepancies = found(await audit(tenantId));
     expect(discrepancies).toContainEqual(
-      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: 5, detail: expect.stringContaining('expected version 4, found 5') }),
+      expect.objectContaining({
+        kind: 'chain',
+        streamId: target.streamId,
+        streamVersion: 5,
+        detail: expect.stringContaining('expected version 4, found 5'),
+      }),
     );
     // The partition chain shows the hole at its position too.
-    expect(discrepancies.some((d) => d.kind === 'chain' && d.partition === target.partition && d.detail.includes('expected position'))).toBe(true);
+    expect(
+      discrepancies.some(
+        (d) =>
+          d.kind === 'chain' && d.partition === target.partition && d.detail.includes('expected position'),
+      ),
+    ).toBe(true);
   });
 
   it('an inserted event, even with correctly recomputed hashes: names the stream and the forged version', async () => {
     const tenantId = await projectedTenant();
     const target = await aStream(tenantId);
-    const [last] = await rows('SELECT * FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, target.streamId, target.last]);
-    const [tail] = await rows('SELECT position, partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? ORDER BY position DESC LIMIT 1', [
-      tenantId,
-      target.partition,
-    ]);
+    const [last] = await rows(
+      'SELECT * FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?',
+      [tenantId, target.streamId, target.last],
+    );
+    const [tail] = await rows(
+      'SELECT position, partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? ORDER BY position DESC LIMIT 1',
+      [tenantId, target.partition],
+    );
     const version = target.last + 1;
     const position = sqlInt(tail!['position']) + 1;
     const eventId = '00000000-0000-4000-8000-000000000001';
@@ -151,8 +203,12 @@ describe('audit: tampering with the event store is caught and located', () => {
       ],
     );
     const discrepancies = found(await audit(tenantId));
-    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'head', streamId: target.streamId, streamVersion: version }));
-    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'head', partition: target.partition, position }));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'head', streamId: target.streamId, streamVersion: version }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'head', partition: target.partition, position }),
+    );
   });
 
   it('two events swapped in the log: names the streams and versions of both', async () => {
@@ -173,7 +229,12 @@ describe('audit: tampering with the event store is caught and located', () => {
     const discrepancies = found(await audit(tenantId));
     for (const moved of [a!, b!]) {
       expect(discrepancies).toContainEqual(
-        expect.objectContaining({ kind: 'chain', streamId: String(moved['stream_id']), streamVersion: sqlInt(moved['stream_version']), partition: target.partition }),
+        expect.objectContaining({
+          kind: 'chain',
+          streamId: String(moved['stream_id']),
+          streamVersion: sqlInt(moved['stream_version']),
+          partition: target.partition,
+        }),
       );
     }
   });
@@ -181,10 +242,19 @@ describe('audit: tampering with the event store is caught and located', () => {
   it("a truncated tail: the stream's head names the version where the events now end", async () => {
     const tenantId = await projectedTenant();
     const target = await aStream(tenantId);
-    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, target.streamId, target.last]);
+    await pool().query('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [
+      tenantId,
+      target.streamId,
+      target.last,
+    ]);
     const discrepancies = found(await audit(tenantId));
     expect(discrepancies).toContainEqual(
-      expect.objectContaining({ kind: 'head', streamId: target.streamId, streamVersion: target.last - 1, detail: expect.stringContaining(`recorded head is version ${target.last}`) }),
+      expect.objectContaining({
+        kind: 'head',
+        streamId: target.streamId,
+        streamVersion: target.last - 1,
+        detail: expect.stringContaining(`recorded head is version ${target.last}`),
+      }),
     );
   });
 
@@ -200,20 +270,50 @@ describe('audit: tampering with the event store is caught and located', () => {
     const position = sqlInt(tail!['position']);
     const streamId = String(tail!['stream_id']);
     const version = sqlInt(tail!['stream_version']);
-    const [head] = await rows('SELECT next_position FROM log_partitions WHERE tenant_id = ? AND partition_no = ?', [tenantId, partition]);
+    const [head] = await rows(
+      'SELECT next_position FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
+      [tenantId, partition],
+    );
     expect(sqlInt(head!['next_position']) - 1).toBe(position);
-    const [previous] = await rows('SELECT partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?', [tenantId, partition, position - 1]);
-    const [streamPrevious] = await rows('SELECT stream_hash FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?', [tenantId, streamId, version - 1]);
+    const [previous] = await rows(
+      'SELECT partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?',
+      [tenantId, partition, position - 1],
+    );
+    const [streamPrevious] = await rows(
+      'SELECT stream_hash FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = ?',
+      [tenantId, streamId, version - 1],
+    );
     await pool().query(
       `DELETE FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?;
        UPDATE log_partitions SET next_position = ?, last_hash = ? WHERE tenant_id = ? AND partition_no = ?;
        UPDATE streams SET version = ?, last_hash = ? WHERE tenant_id = ? AND stream_id = ?`,
-      [tenantId, partition, position, position, String(previous!['partition_hash']), tenantId, partition, version - 1, String(streamPrevious!['stream_hash']), tenantId, streamId],
+      [
+        tenantId,
+        partition,
+        position,
+        position,
+        String(previous!['partition_hash']),
+        tenantId,
+        partition,
+        version - 1,
+        String(streamPrevious!['stream_hash']),
+        tenantId,
+        streamId,
+      ],
     );
     const discrepancies = found(await audit(tenantId));
-    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'checkpoint', partition, position }));
     expect(discrepancies).toContainEqual(
-      expect.objectContaining({ kind: 'head', memberId: memberIdOfStream(streamId), table: 'member_accounts', field: 'version', expected: version - 1, actual: version }),
+      expect.objectContaining({ kind: 'checkpoint', partition, position }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        kind: 'head',
+        memberId: memberIdOfStream(streamId),
+        table: 'member_accounts',
+        field: 'version',
+        expected: version - 1,
+        actual: version,
+      }),
     );
   });
 });
@@ -234,15 +334,39 @@ describe('audit: rules checked while folding', () => {
         events.push(event);
       }
     };
-    decide({ type: 'RegisterMember', data: { memberId, phone: '13800000001', storeId: 's1', channel: 'store' } }, '2026-01-05T01:00:00.000Z');
     decide(
-      { type: 'RecordPurchase', data: { orderId: 'o1', storeId: 's1', lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 50_000 }], lotId: 'lot-1' } },
+      { type: 'RegisterMember', data: { memberId, phone: '13800000001', storeId: 's1', channel: 'store' } },
+      '2026-01-05T01:00:00.000Z',
+    );
+    decide(
+      {
+        type: 'RecordPurchase',
+        data: {
+          orderId: 'o1',
+          storeId: 's1',
+          lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 50_000 }],
+          lotId: 'lot-1',
+        },
+      },
       '2026-01-05T02:00:00.000Z',
     );
-    decide({ type: 'PlaceHold', data: { holdId: 'h1', orderId: 'o2', storeId: 's1', points: 400 } }, '2026-01-05T03:00:00.000Z');
+    decide(
+      { type: 'PlaceHold', data: { holdId: 'h1', orderId: 'o2', storeId: 's1', points: 400 } },
+      '2026-01-05T03:00:00.000Z',
+    );
     // Forged past the decider (which would refuse it): the fold accepts it, as the balance covers it.
     const at = '2026-01-05T03:01:00.000Z';
-    events.push({ type: 'PointsRedeemed', data: { orderId: 'o3', storeId: 's1', points: 300, consumed: [{ lotId: 'lot-1', points: 300 }], balanceAfter: 200, at } });
+    events.push({
+      type: 'PointsRedeemed',
+      data: {
+        orderId: 'o3',
+        storeId: 's1',
+        points: 300,
+        consumed: [{ lotId: 'lot-1', points: 300 }],
+        balanceAfter: 200,
+        at,
+      },
+    });
     const streamId = `member-${memberId}`;
     await store().append({
       tenantId,
@@ -265,25 +389,47 @@ describe('audit: rules checked while folding', () => {
 describe('audit: read-model drift is caught field by field', () => {
   it('an edited balance, a deleted lot and an edited ledger entry each name the member and the field', async () => {
     const tenantId = await projectedTenant();
-    const [lot] = await rows('SELECT member_id, lot_id FROM member_lots WHERE tenant_id = ? ORDER BY member_id LIMIT 1', [tenantId]);
-    const [entry] = await rows('SELECT member_id, stream_version, movement_no FROM ledger_entries WHERE tenant_id = ? ORDER BY member_id DESC LIMIT 1', [tenantId]);
-    const [account] = await rows('SELECT member_id FROM member_accounts WHERE tenant_id = ? AND member_id <> ? AND member_id <> ? LIMIT 1', [
+    const [lot] = await rows(
+      'SELECT member_id, lot_id FROM member_lots WHERE tenant_id = ? ORDER BY member_id LIMIT 1',
+      [tenantId],
+    );
+    const [entry] = await rows(
+      'SELECT member_id, stream_version, movement_no FROM ledger_entries WHERE tenant_id = ? ORDER BY member_id DESC LIMIT 1',
+      [tenantId],
+    );
+    const [account] = await rows(
+      'SELECT member_id FROM member_accounts WHERE tenant_id = ? AND member_id <> ? AND member_id <> ? LIMIT 1',
+      [tenantId, lot!['member_id'], entry!['member_id']],
+    );
+    await pool().query(
+      'UPDATE member_accounts SET balance = balance + 7 WHERE tenant_id = ? AND member_id = ?',
+      [tenantId, account!['member_id']],
+    );
+    await pool().query('DELETE FROM member_lots WHERE tenant_id = ? AND member_id = ? AND lot_id = ?', [
       tenantId,
       lot!['member_id'],
-      entry!['member_id'],
+      lot!['lot_id'],
     ]);
-    await pool().query('UPDATE member_accounts SET balance = balance + 7 WHERE tenant_id = ? AND member_id = ?', [tenantId, account!['member_id']]);
-    await pool().query('DELETE FROM member_lots WHERE tenant_id = ? AND member_id = ? AND lot_id = ?', [tenantId, lot!['member_id'], lot!['lot_id']]);
-    await pool().query('UPDATE ledger_entries SET points = points + 1 WHERE tenant_id = ? AND member_id = ? AND stream_version = ? AND movement_no = ?', [
-      tenantId,
-      entry!['member_id'],
-      entry!['stream_version'],
-      entry!['movement_no'],
-    ]);
+    await pool().query(
+      'UPDATE ledger_entries SET points = points + 1 WHERE tenant_id = ? AND member_id = ? AND stream_version = ? AND movement_no = ?',
+      [tenantId, entry!['member_id'], entry!['stream_version'], entry!['movement_no']],
+    );
     const discrepancies = found(await audit(tenantId));
-    expect(discrepancies).toContainEqual(expect.objectContaining({ kind: 'read-model', memberId: String(account!['member_id']), table: 'member_accounts', field: 'balance' }));
     expect(discrepancies).toContainEqual(
-      expect.objectContaining({ kind: 'read-model', memberId: String(lot!['member_id']), table: 'member_lots', field: `lot ${String(lot!['lot_id'])}` }),
+      expect.objectContaining({
+        kind: 'read-model',
+        memberId: String(account!['member_id']),
+        table: 'member_accounts',
+        field: 'balance',
+      }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        kind: 'read-model',
+        memberId: String(lot!['member_id']),
+        table: 'member_lots',
+        field: `lot ${String(lot!['lot_id'])}`,
+      }),
     );
     expect(discrepancies).toContainEqual(
       expect.objectContaining({
@@ -318,7 +464,11 @@ describe('audit and replay verbs', () => {
     expect((JSON.parse(output) as AuditReport).clean).toBe(true);
 
     const target = await aStream(tenantId, 3);
-    await pool().query('UPDATE member_accounts SET tier = ? WHERE tenant_id = ? AND member_id = ?', ['platinum', tenantId, target.memberId]);
+    await pool().query('UPDATE member_accounts SET tier = ? WHERE tenant_id = ? AND member_id = ?', [
+      'platinum',
+      tenantId,
+      target.memberId,
+    ]);
     output = '';
     expect(await auditVerb.run(['--tenant', tenantId], config())).toBe(1);
     expect(output).toContain(`member ${target.memberId}`);
@@ -335,7 +485,10 @@ describe('audit and replay verbs', () => {
     expect(lines).toHaveLength(target.last + 1);
     expect(lines[0]).toMatch(/^v1 \S+ MemberRegistered: - \| balance 0 held 0 available 0 \| lots: none$/);
     expect(lines.at(-1)).toBe(`hash chain verified to version ${target.last}`);
-    const [account] = await rows('SELECT balance FROM member_accounts WHERE tenant_id = ? AND member_id = ?', [tenantId, target.memberId]);
+    const [account] = await rows(
+      'SELECT balance FROM member_accounts WHERE tenant_id = ? AND member_id = ?',
+      [tenantId, target.memberId],
+    );
     expect(lines.at(-2)).toContain(`balance ${sqlInt(account!['balance'])} `);
   });
 });

@@ -82,17 +82,27 @@ async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | nu
   );
   const row = rows[0];
   if (row === undefined) return null;
-  const heads = JSON.parse(String(row['heads'])) as { partition: number; position: number; lastHash: string }[];
+  const heads = JSON.parse(String(row['heads'])) as {
+    partition: number;
+    position: number;
+    lastHash: string;
+  }[];
   return {
     runId: String(row['run_id']),
     from: String(row['from_date']),
     to: String(row['to_date']),
     exportedAt: sqlTimeToIso(String(row['exported_at'])),
-    heads: new Map(heads.map((head) => [head.partition, { position: head.position, lastHash: head.lastHash }])),
+    heads: new Map(
+      heads.map((head) => [head.partition, { position: head.position, lastHash: head.lastHash }]),
+    ),
   };
 }
 
-export async function runAudit(pool: Pool, store: EventStore, options: AuditOptions = {}): Promise<AuditReport> {
+export async function runAudit(
+  pool: Pool,
+  store: EventStore,
+  options: AuditOptions = {},
+): Promise<AuditReport> {
   const started = Date.now();
   const concurrency = options.concurrency ?? AUDIT_CONCURRENCY_DEFAULT;
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > AUDIT_CONCURRENCY_MAX) {
@@ -128,17 +138,30 @@ export async function runAudit(pool: Pool, store: EventStore, options: AuditOpti
   };
 }
 
-async function auditTenant(pool: Pool, store: EventStore, tenantId: string, concurrency: number, options: AuditOptions): Promise<TenantReport> {
+async function auditTenant(
+  pool: Pool,
+  store: EventStore,
+  tenantId: string,
+  concurrency: number,
+  options: AuditOptions,
+): Promise<TenantReport> {
   const log = new DiscrepancyLog();
   const exported = await lastExport(pool, tenantId);
   const heads = await store.partitionHeads(tenantId);
-  const progress: AuditProgress = { tenantId, chainEvents: 0, memberEvents: 0, totalEvents: heads.reduce((sum, h) => sum + h.position, 0) };
+  const progress: AuditProgress = {
+    tenantId,
+    chainEvents: 0,
+    memberEvents: 0,
+    totalEvents: heads.reduce((sum, h) => sum + h.position, 0),
+  };
   const report = () => options.onProgress?.(progress);
 
   const partitionReports: PartitionReport[] = [];
   const postings = new Map<string, number>();
   let members = 0;
-  type Unit = { kind: 'partition'; partition: number } | { kind: 'slice'; slice: ReturnType<typeof memberSlices>[number] };
+  type Unit =
+    | { kind: 'partition'; partition: number }
+    | { kind: 'slice'; slice: ReturnType<typeof memberSlices>[number] };
   const units: Unit[] = [];
   // Interleave the passes so both kinds of work (light chain pages, heavy member folds) overlap.
   const slices = memberSlices();
@@ -164,7 +187,8 @@ async function auditTenant(pool: Pool, store: EventStore, tenantId: string, conc
         log,
       );
       partitionReports.push(result.report);
-      for (const [account, points] of result.postings) postings.set(account, addPoints(postings.get(account) ?? 0, points));
+      for (const [account, points] of result.postings)
+        postings.set(account, addPoints(postings.get(account) ?? 0, points));
     } else {
       const result = await auditSlice(
         {
@@ -187,7 +211,14 @@ async function auditTenant(pool: Pool, store: EventStore, tenantId: string, conc
 
   const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);
   if (sum !== 0) {
-    log.add({ kind: 'postings', tenantId, field: 'sum of all postings', expected: 0, actual: sum, detail: "the tenant's postings do not sum to zero" });
+    log.add({
+      kind: 'postings',
+      tenantId,
+      field: 'sum of all postings',
+      expected: 0,
+      actual: sum,
+      detail: "the tenant's postings do not sum to zero",
+    });
   }
   partitionReports.sort((a, b) => a.partition - b.partition);
   return {
@@ -196,14 +227,22 @@ async function auditTenant(pool: Pool, store: EventStore, tenantId: string, conc
     members,
     partitions: partitionReports,
     postings: Object.fromEntries([...postings.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
-    lastExport: exported === null ? null : { runId: exported.runId, from: exported.from, to: exported.to, exportedAt: exported.exportedAt },
+    lastExport:
+      exported === null
+        ? null
+        : { runId: exported.runId, from: exported.from, to: exported.to, exportedAt: exported.exportedAt },
     discrepancies: log.listed,
     discrepancyCount: log.count,
   };
 }
 
 /** Streams that are not members' (the tenant's own stream): chain and head, through the port. */
-async function auditOtherStreams(pool: Pool, store: EventStore, tenantId: string, log: DiscrepancyLog): Promise<void> {
+async function auditOtherStreams(
+  pool: Pool,
+  store: EventStore,
+  tenantId: string,
+  log: DiscrepancyLog,
+): Promise<void> {
   const [rows] = await pool.query<RowDataPacket[]>(
     `(SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id < 'member-' ORDER BY stream_id LIMIT ?)
      UNION ALL (SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id >= 'member.' ORDER BY stream_id LIMIT ?)`,
@@ -221,7 +260,9 @@ async function auditOtherStreams(pool: Pool, store: EventStore, tenantId: string
       version = page[page.length - 1]!.streamVersion;
     }
     const head = await store.streamHead(tenantId, streamId);
-    for (const problem of verifier.finish(head === null ? undefined : { version: head.version, lastHash: head.lastHash })) {
+    for (const problem of verifier.finish(
+      head === null ? undefined : { version: head.version, lastHash: head.lastHash },
+    )) {
       log.add(chainProblemToDiscrepancy(problem));
     }
   }

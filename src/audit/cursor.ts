@@ -35,7 +35,10 @@ export class KeysetCursor<R> {
     const row = await this.peek();
     if (row === undefined) return undefined;
     this.index += 1;
-    assert(this.last === null || this.compare(this.last, row) < 0, `${this.name}: rows out of order (check the collation: utf8mb4_bin expected)`);
+    assert(
+      this.last === null || this.compare(this.last, row) < 0,
+      `${this.name}: rows out of order (check the collation: utf8mb4_bin expected)`,
+    );
     this.last = row;
     return row;
   }

@@ -11,6 +11,7 @@
  * Memory: one page per cursor and one member's state; a member's events and ledger entries are compared
  * as they stream by, so even a stream of millions of events is never held.
  */
+import { rowToEvent } from '../eventstore/sql/sql-event-store.ts';
 import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream, memberStreamId } from '../commands/streams.ts';
@@ -26,14 +27,21 @@ import {
   type MovementKind,
 } from '../domain/member/index.ts';
 import { LOG_PARTITIONS, partitionOf } from '../eventstore/partition.ts';
-import type { EventMetadata, RecordedEvent } from '../eventstore/port.ts';
+import type { RecordedEvent } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import type { Discrepancy, DiscrepancyLog } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
-export const MOVEMENT_KINDS: readonly MovementKind[] = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'];
+export const MOVEMENT_KINDS: readonly MovementKind[] = [
+  'earned',
+  'redeemed',
+  'expired',
+  'adjusted',
+  'reversed',
+  'restored',
+];
 
 /** A slice of member ids: [low, high), high null = unbounded. */
 export interface MemberSlice {
@@ -93,35 +101,16 @@ const STREAM_PREFIX = memberStreamId('');
 /** The first stream id after every 'member-...' id ('.' follows '-'). */
 const STREAM_PREFIX_END = `${STREAM_PREFIX.slice(0, -1)}.`;
 
-function rowToEvent(row: RowDataPacket): RecordedEvent {
-  const dataJson = String(row['data']);
-  const metadataJson = String(row['metadata']);
-  return {
-    eventId: String(row['event_id']),
-    type: String(row['event_type']),
-    data: JSON.parse(dataJson) as unknown,
-    metadata: JSON.parse(metadataJson) as EventMetadata,
-    tenantId: String(row['tenant_id']),
-    streamId: String(row['stream_id']),
-    streamVersion: sqlInt(row['stream_version']),
-    partition: sqlInt(row['partition_no']),
-    position: sqlInt(row['position']),
-    recordedAt: sqlTimeToIso(String(row['recorded_at'])),
-    streamHash: String(row['stream_hash']),
-    partitionHash: String(row['partition_hash']),
-    dataJson,
-    metadataJson,
-  };
-}
-
 const time = (value: unknown) => sqlTimeToIso(String(value));
 const nullable = (value: unknown) => (value === null || value === undefined ? null : String(value));
 
 function cursors(connection: PoolConnection, input: SlicePassInput) {
   const { tenantId, slice } = input;
-  const query = async (sql: string, params: unknown[]) => (await connection.query<RowDataPacket[]>(sql, params))[0];
+  const query = async (sql: string, params: unknown[]) =>
+    (await connection.query<RowDataPacket[]>(sql, params))[0];
   const highMember = slice.high;
-  const memberRange = (column: string) => (highMember === null ? `${column} >= ?` : `${column} >= ? AND ${column} < ?`);
+  const memberRange = (column: string) =>
+    highMember === null ? `${column} >= ?` : `${column} >= ? AND ${column} < ?`;
   const memberBounds = (from: string) => (highMember === null ? [from] : [from, highMember]);
   const streamLow = STREAM_PREFIX + slice.low;
   const streamHigh = highMember === null ? STREAM_PREFIX_END : STREAM_PREFIX + highMember;
@@ -134,7 +123,14 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
              stream_hash, partition_hash
            FROM events WHERE tenant_id = ? AND stream_id >= ? AND stream_id < ? AND (stream_id > ? OR stream_version > ?)
            ORDER BY stream_id, stream_version LIMIT ?`,
-          [tenantId, after?.streamId ?? streamLow, streamHigh, after?.streamId ?? '', after?.streamVersion ?? 0, limit],
+          [
+            tenantId,
+            after?.streamId ?? streamLow,
+            streamHigh,
+            after?.streamId ?? '',
+            after?.streamVersion ?? 0,
+            limit,
+          ],
         )
       ).map(rowToEvent),
     input.eventPageRows,
@@ -149,7 +145,11 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
            ORDER BY stream_id LIMIT ?`,
           [tenantId, after?.streamId ?? streamLow, streamHigh, limit],
         )
-      ).map((row) => ({ streamId: String(row['stream_id']), version: sqlInt(row['version']), lastHash: String(row['last_hash']) })),
+      ).map((row) => ({
+        streamId: String(row['stream_id']),
+        version: sqlInt(row['version']),
+        lastHash: String(row['last_hash']),
+      })),
     input.pageRows,
     (a, b) => compareKeys(a.streamId, b.streamId),
     'streams',
@@ -173,7 +173,9 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
           channel: String(row['channel']),
           balance: sqlInt(row['balance']),
           held: sqlInt(row['held']),
-          ...Object.fromEntries(MOVEMENT_KINDS.map((kind) => [`${kind}_points`, sqlInt(row[`${kind}_points`])])),
+          ...Object.fromEntries(
+            MOVEMENT_KINDS.map((kind) => [`${kind}_points`, sqlInt(row[`${kind}_points`])]),
+          ),
           version: sqlInt(row['version']),
           last_event_hash: String(row['last_event_hash']),
           registered_at: time(row['registered_at']),
@@ -192,7 +194,12 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
             `SELECT * FROM ${table} WHERE tenant_id = ? AND ${memberRange('member_id')}
                ${after === null ? '' : `AND member_id >= ? AND (member_id > ? OR ${idColumn} > ?)`}
              ORDER BY member_id, ${idColumn} LIMIT ?`,
-            [tenantId, ...memberBounds(slice.low), ...(after === null ? [] : [after.memberId, after.memberId, after.id]), limit],
+            [
+              tenantId,
+              ...memberBounds(slice.low),
+              ...(after === null ? [] : [after.memberId, after.memberId, after.id]),
+              limit,
+            ],
           )
         ).map((row) => ({ memberId: String(row['member_id']), id: String(row[idColumn]), values: map(row) })),
       input.pageRows,
@@ -224,7 +231,9 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
           [
             tenantId,
             ...memberBounds(slice.low),
-            ...(after === null ? [] : [after.memberId, after.memberId, after.version, after.version, after.movementNo]),
+            ...(after === null
+              ? []
+              : [after.memberId, after.memberId, after.version, after.version, after.movementNo]),
             limit,
           ],
         )
@@ -261,7 +270,11 @@ function heldOf(state: MemberState, at?: string): number {
 }
 
 /** What the read model's ledger row for a movement must hold (projections/fold.ts writes the same). */
-function expectedLedgerValues(recorded: RecordedEvent, event: MemberEvent, movement: Movement): LedgerRow['values'] {
+function expectedLedgerValues(
+  recorded: RecordedEvent,
+  event: MemberEvent,
+  movement: Movement,
+): LedgerRow['values'] {
   return {
     entry_id: movement.suffix === '' ? recorded.eventId : `${recorded.eventId}:${movement.suffix}`,
     partition_no: recorded.partition,
@@ -284,7 +297,9 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       'SELECT partition_no, position FROM projection_checkpoints WHERE tenant_id = ?',
       [tenantId],
     );
-    const checkpoints = new Map(checkpointRows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]));
+    const checkpoints = new Map(
+      checkpointRows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]),
+    );
     const c = cursors(connection, input);
     let events = 0;
     let members = 0;
@@ -296,7 +311,12 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       if (event !== undefined) candidates.push(memberIdOfStream(event.streamId)!);
       const stream = await c.streams.peek();
       if (stream !== undefined) candidates.push(memberIdOfStream(stream.streamId)!);
-      for (const peek of [() => c.accounts.peek(), () => c.lots.peek(), () => c.holds.peek(), () => c.ledger.peek()]) {
+      for (const peek of [
+        () => c.accounts.peek(),
+        () => c.lots.peek(),
+        () => c.holds.peek(),
+        () => c.ledger.peek(),
+      ]) {
         const row = await peek();
         if (row !== undefined) candidates.push(row.memberId);
       }
@@ -305,7 +325,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       members += 1;
 
       const streamId = memberStreamId(memberId);
-      const add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) => log.add({ tenantId, memberId, streamId, ...d });
+      const add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) =>
+        log.add({ tenantId, memberId, streamId, ...d });
       const streamRow = (await c.streams.peek())?.streamId === streamId ? await c.streams.next() : undefined;
       const account = (await c.accounts.peek())?.memberId === memberId ? await c.accounts.next() : undefined;
       const lotRows: KeyedRow[] = [];
@@ -319,8 +340,17 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       const verifier = new StreamChainVerifier(tenantId, streamId);
       let state: MemberState = initialMemberState();
       let failedAt: number | null = null;
-      const lifetime = Object.fromEntries(MOVEMENT_KINDS.map((kind) => [kind, 0])) as Record<MovementKind, number>;
-      let covered: { state: MemberState; version: number; hash: string; lifetime: Record<MovementKind, number>; at: string } | null = null;
+      const lifetime = Object.fromEntries(MOVEMENT_KINDS.map((kind) => [kind, 0])) as Record<
+        MovementKind,
+        number
+      >;
+      let covered: {
+        state: MemberState;
+        version: number;
+        hash: string;
+        lifetime: Record<MovementKind, number>;
+        at: string;
+      } | null = null;
       let registration: { storeId: string; channel: string; at: string } | null = null;
       let streamEvents = 0;
 
@@ -363,7 +393,11 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
             movements = movementsOf(domainEvent);
             if (next.registered) {
               const availableAfter = next.balance - heldOf(next, at);
-              if (recorded.type !== 'PurchaseRefunded' && availableAfter < 0 && availableAfter < availableBefore) {
+              if (
+                recorded.type !== 'PurchaseRefunded' &&
+                availableAfter < 0 &&
+                availableAfter < availableBefore
+              ) {
                 add({
                   kind: 'available',
                   streamVersion: recorded.streamVersion,
@@ -375,7 +409,11 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
               }
             }
             if (domainEvent.type === 'MemberRegistered') {
-              registration = { storeId: domainEvent.data.storeId, channel: domainEvent.data.channel, at: domainEvent.data.at };
+              registration = {
+                storeId: domainEvent.data.storeId,
+                channel: domainEvent.data.channel,
+                at: domainEvent.data.at,
+              };
             }
             state = next;
             for (const movement of movements) lifetime[movement.kind] += movement.points;
@@ -391,14 +429,23 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
           }
         }
         if (failedAt === null && isCovered) {
-          covered = { state, version: recorded.streamVersion, hash: recorded.streamHash, lifetime: { ...lifetime }, at: domainEvent.data.at };
+          covered = {
+            state,
+            version: recorded.streamVersion,
+            hash: recorded.streamHash,
+            lifetime: { ...lifetime },
+            at: domainEvent.data.at,
+          };
         }
 
         // Ledger entries of this event: exactly its movements when the checkpoint covers it, none otherwise.
         while (true) {
           const row = await nextLedgerOf();
           if (row === undefined || row.version >= recorded.streamVersion) break;
-          extraLedgerRow((await c.ledger.next())!, 'a ledger entry for a stream version that has no event (or a gap)');
+          extraLedgerRow(
+            (await c.ledger.next())!,
+            'a ledger entry for a stream version that has no event (or a gap)',
+          );
         }
         if (failedAt !== null) {
           while ((await nextLedgerOf())?.version === recorded.streamVersion) await c.ledger.next();
@@ -437,7 +484,9 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         while ((await nextLedgerOf())?.version === recorded.streamVersion) {
           extraLedgerRow(
             (await c.ledger.next())!,
-            isCovered ? 'a ledger entry the event does not make' : 'a ledger entry for an event beyond the projector checkpoint',
+            isCovered
+              ? 'a ledger entry the event does not make'
+              : 'a ledger entry for an event beyond the projector checkpoint',
           );
         }
       }
@@ -457,7 +506,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       } else if (streamRow === undefined) {
         add({ kind: 'head', detail: 'the stream has events but no head row in streams' });
       } else {
-        for (const problem of verifier.finish({ version: streamRow.version, lastHash: streamRow.lastHash })) add(chainProblemToDiscrepancy(problem));
+        for (const problem of verifier.finish({ version: streamRow.version, lastHash: streamRow.lastHash }))
+          add(chainProblemToDiscrepancy(problem));
       }
       if (failedAt !== null) continue;
 
@@ -466,10 +516,21 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       const expectedHolds = new Map<string, KeyedRow['values']>();
       if (covered !== null && covered.state.registered) {
         for (const lot of covered.state.lots) {
-          expectedLots.set(lot.lotId, { points: lot.points, remaining: lot.remaining, expires_at: lot.expiresAt, earned_at: lot.earnedAt });
+          expectedLots.set(lot.lotId, {
+            points: lot.points,
+            remaining: lot.remaining,
+            expires_at: lot.expiresAt,
+            earned_at: lot.earnedAt,
+          });
         }
         for (const hold of covered.state.holds) {
-          expectedHolds.set(hold.holdId, { order_id: hold.orderId, store_id: hold.storeId, points: hold.points, expires_at: hold.expiresAt, placed_at: hold.at });
+          expectedHolds.set(hold.holdId, {
+            order_id: hold.orderId,
+            store_id: hold.storeId,
+            points: hold.points,
+            expires_at: hold.expiresAt,
+            placed_at: hold.at,
+          });
         }
       }
       compareKeyed(add, 'member_lots', 'lot', expectedLots, lotRows);
@@ -500,7 +561,13 @@ type Add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) => void;
 function compareAccount(
   add: Add,
   account: AccountRow | undefined,
-  covered: { state: MemberState; version: number; hash: string; lifetime: Record<MovementKind, number>; at: string } | null,
+  covered: {
+    state: MemberState;
+    version: number;
+    hash: string;
+    lifetime: Record<MovementKind, number>;
+    at: string;
+  } | null,
   registration: { storeId: string; channel: string; at: string } | null,
   streamId: string,
 ): void {
@@ -514,13 +581,21 @@ function compareAccount(
         field: 'version',
         expected: covered?.version ?? 0,
         actual: version,
-        detail: 'the read model has an account the events (up to the checkpoint) do not register: events missing from the store?',
+        detail:
+          'the read model has an account the events (up to the checkpoint) do not register: events missing from the store?',
       });
     }
     return;
   }
   if (account === undefined) {
-    add({ kind: 'read-model', table: 'member_accounts', expected: covered!.version, actual: null, field: 'version', detail: 'the account row is missing' });
+    add({
+      kind: 'read-model',
+      table: 'member_accounts',
+      expected: covered!.version,
+      actual: null,
+      field: 'version',
+      detail: 'the account row is missing',
+    });
     return;
   }
   const expected: Record<string, string | number> = {
@@ -534,40 +609,77 @@ function compareAccount(
     version: covered!.version,
     last_event_hash: covered!.hash,
     updated_at: covered!.at,
-    ...(registration === null ? {} : { registered_store_id: registration.storeId, channel: registration.channel, registered_at: registration.at }),
+    ...(registration === null
+      ? {}
+      : {
+          registered_store_id: registration.storeId,
+          channel: registration.channel,
+          registered_at: registration.at,
+        }),
   };
   for (const [field, value] of Object.entries(expected)) {
     const actual = account.values[field];
     if (actual === value) continue;
     // A read model ahead of the store (version or head hash the events do not reach) means lost events.
-    const ahead = (field === 'version' && Number(actual) > covered!.version) || (field === 'last_event_hash' && Number(account.values['version']) > covered!.version);
+    const ahead =
+      (field === 'version' && Number(actual) > covered!.version) ||
+      (field === 'last_event_hash' && Number(account.values['version']) > covered!.version);
     add({
       kind: ahead ? 'head' : 'read-model',
       table: 'member_accounts',
       field,
       expected: value,
       actual: actual ?? null,
-      detail: ahead ? 'the read model saw events the event store no longer has (tail truncated?)' : 'the account differs from the replay of its events',
+      detail: ahead
+        ? 'the read model saw events the event store no longer has (tail truncated?)'
+        : 'the account differs from the replay of its events',
     });
   }
 }
 
-function compareKeyed(add: Add, table: string, noun: string, expected: Map<string, KeyedRow['values']>, rows: readonly KeyedRow[]): void {
+function compareKeyed(
+  add: Add,
+  table: string,
+  noun: string,
+  expected: Map<string, KeyedRow['values']>,
+  rows: readonly KeyedRow[],
+): void {
   const seen = new Set<string>();
   for (const row of rows) {
     seen.add(row.id);
     const want = expected.get(row.id);
     if (want === undefined) {
-      add({ kind: 'read-model', table, field: `${noun} ${row.id}`, expected: null, actual: JSON.stringify(row.values), detail: `an open ${noun} the events do not have` });
+      add({
+        kind: 'read-model',
+        table,
+        field: `${noun} ${row.id}`,
+        expected: null,
+        actual: JSON.stringify(row.values),
+        detail: `an open ${noun} the events do not have`,
+      });
       continue;
     }
     for (const [field, value] of Object.entries(want)) {
       if (row.values[field] === value) continue;
-      add({ kind: 'read-model', table, field: `${noun} ${row.id} ${field}`, expected: value, actual: row.values[field] ?? null, detail: `the ${noun} differs from the replay` });
+      add({
+        kind: 'read-model',
+        table,
+        field: `${noun} ${row.id} ${field}`,
+        expected: value,
+        actual: row.values[field] ?? null,
+        detail: `the ${noun} differs from the replay`,
+      });
     }
   }
   for (const [id, want] of expected) {
     if (seen.has(id)) continue;
-    add({ kind: 'read-model', table, field: `${noun} ${id}`, expected: JSON.stringify(want), actual: null, detail: `the open ${noun} is missing` });
+    add({
+      kind: 'read-model',
+      table,
+      field: `${noun} ${id}`,
+      expected: JSON.stringify(want),
+      actual: null,
+      detail: `the open ${noun} is missing`,
+    });
   }
 }

@@ -44,7 +44,10 @@ export async function replayMember(
   let state = initialMemberState();
   let version = 0;
   for (;;) {
-    const page = await store.readStream(tenantId, streamId, { fromVersion: version + 1, limit: REPLAY_PAGE_EVENTS });
+    const page = await store.readStream(tenantId, streamId, {
+      fromVersion: version + 1,
+      limit: REPLAY_PAGE_EVENTS,
+    });
     for (const recorded of page) {
       const event = toDomainEvent<MemberEvent>(recorded);
       if (options.asOf !== undefined && event.data.at > options.asOf) return { state, version };

@@ -21,7 +21,14 @@ import type { DiscrepancyLog, PartitionReport } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
 /** Event types whose postings are non-empty (postings.ts); the others need no JSON parse here. */
-const POSTING_TYPES = ['PurchaseRecorded', 'HoldCaptured', 'PointsRedeemed', 'PurchaseRefunded', 'PointsAdjusted', 'LotsExpired'];
+const POSTING_TYPES = [
+  'PurchaseRecorded',
+  'HoldCaptured',
+  'PointsRedeemed',
+  'PurchaseRefunded',
+  'PointsAdjusted',
+  'LotsExpired',
+];
 const POSTING_TYPES_SQL = POSTING_TYPES.map((type) => `'${type}'`).join(', ');
 
 export interface PartitionPassInput {
@@ -54,17 +61,35 @@ export function chainProblemToDiscrepancy(problem: ChainProblem): Parameters<Dis
   };
 }
 
-async function one(connection: PoolConnection, sql: string, params: unknown[]): Promise<RowDataPacket | undefined> {
+async function one(
+  connection: PoolConnection,
+  sql: string,
+  params: unknown[],
+): Promise<RowDataPacket | undefined> {
   const [rows] = await connection.query<RowDataPacket[]>(sql, params);
   return rows[0];
 }
 
-export async function auditPartition(input: PartitionPassInput, log: DiscrepancyLog): Promise<PartitionPassResult> {
+export async function auditPartition(
+  input: PartitionPassInput,
+  log: DiscrepancyLog,
+): Promise<PartitionPassResult> {
   const { tenantId, partition } = input;
   return withSnapshot(input.pool, async (connection) => {
-    const headRow = await one(connection, 'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?', [tenantId, partition]);
-    const head = headRow === undefined ? null : { position: sqlInt(headRow['next_position']) - 1, lastHash: String(headRow['last_hash']) };
-    const checkpointRow = await one(connection, 'SELECT position FROM projection_checkpoints WHERE tenant_id = ? AND partition_no = ?', [tenantId, partition]);
+    const headRow = await one(
+      connection,
+      'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
+      [tenantId, partition],
+    );
+    const head =
+      headRow === undefined
+        ? null
+        : { position: sqlInt(headRow['next_position']) - 1, lastHash: String(headRow['last_hash']) };
+    const checkpointRow = await one(
+      connection,
+      'SELECT position FROM projection_checkpoints WHERE tenant_id = ? AND partition_no = ?',
+      [tenantId, partition],
+    );
     const checkpoint = checkpointRow === undefined ? 0 : sqlInt(checkpointRow['position']);
     const [totalRows] = await connection.query<RowDataPacket[]>(
       'SELECT account, points, postings FROM tenant_totals WHERE tenant_id = ? AND partition_no = ?',
@@ -88,10 +113,14 @@ export async function auditPartition(input: PartitionPassInput, log: Discrepancy
       for (const row of rows) {
         const link = chainLink(tenantId, partition, row);
         verifier.add(link);
-        if (input.exportHead !== null && link.position === input.exportHead.position) exportHashSeen = link.partitionHash;
+        if (input.exportHead !== null && link.position === input.exportHead.position)
+          exportHashSeen = link.partitionHash;
         if (row['data'] !== null && memberIdOfStream(link.streamId) !== null) {
           try {
-            const event = { type: link.type, data: JSON.parse(String(row['data'])) as unknown } as MemberEvent;
+            const event = {
+              type: link.type,
+              data: JSON.parse(String(row['data'])) as unknown,
+            } as MemberEvent;
             for (const posting of postingsFor(event)) {
               postings.set(posting.account, addPoints(postings.get(posting.account) ?? 0, posting.points));
               if (link.position <= checkpoint) {
@@ -149,7 +178,12 @@ export async function auditPartition(input: PartitionPassInput, log: Discrepancy
     }
 
     // tenant_totals of this partition = the postings of the events the projector says it applied.
-    const recorded = new Map(totalRows.map((row) => [String(row['account']), { points: sqlInt(row['points']), postings: sqlInt(row['postings']) }]));
+    const recorded = new Map(
+      totalRows.map((row) => [
+        String(row['account']),
+        { points: sqlInt(row['points']), postings: sqlInt(row['postings']) },
+      ]),
+    );
     for (const account of new Set([...recorded.keys(), ...atCheckpoint.keys()])) {
       const expected = atCheckpoint.get(account) ?? { points: 0, postings: 0 };
       const actual = recorded.get(account) ?? { points: 0, postings: 0 };

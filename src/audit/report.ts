@@ -104,7 +104,10 @@ function where(d: Discrepancy): string {
 }
 
 export function formatDiscrepancy(d: Discrepancy): string {
-  const values = d.expected !== undefined || d.actual !== undefined ? ` (events say ${String(d.expected)}, found ${String(d.actual)})` : '';
+  const values =
+    d.expected !== undefined || d.actual !== undefined
+      ? ` (events say ${String(d.expected)}, found ${String(d.actual)})`
+      : '';
   return `${d.kind}: ${where(d)}: ${d.detail}${values}`;
 }
 
@@ -117,7 +120,9 @@ export function formatAuditSummary(report: AuditReport): string {
   );
   for (const tenant of report.tenants) {
     lines.push('');
-    lines.push(`tenant ${tenant.tenantId}: ${tenant.events} events, ${tenant.members} members, ${tenant.discrepancyCount} discrepancies`);
+    lines.push(
+      `tenant ${tenant.tenantId}: ${tenant.events} events, ${tenant.members} members, ${tenant.discrepancyCount} discrepancies`,
+    );
     const lagging = tenant.partitions.filter((p) => p.lag > 0);
     const lag = tenant.partitions.reduce((sum, p) => sum + p.lag, 0);
     lines.push(
@@ -125,7 +130,8 @@ export function formatAuditSummary(report: AuditReport): string {
         ' (read models were compared at their own checkpoints)',
     );
     for (const p of tenant.partitions) {
-      if (p.lag > 0 || p.checkpoint > p.head) lines.push(`    partition ${p.partition}: head ${p.head}, checkpoint ${p.checkpoint}, lag ${p.lag}`);
+      if (p.lag > 0 || p.checkpoint > p.head)
+        lines.push(`    partition ${p.partition}: head ${p.head}, checkpoint ${p.checkpoint}, lag ${p.lag}`);
     }
     lines.push(
       tenant.lastExport === null

@@ -10,7 +10,10 @@ import type { Pool, PoolConnection } from '../db/pool.ts';
  * Cost: the server keeps undo history for as long as the snapshot is open (MySQL/MariaDB purge waits;
  * TiDB needs tidb_gc_life_time longer than the longest audit unit, see docs/audit.md).
  */
-export async function withSnapshot<T>(pool: Pool, fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+export async function withSnapshot<T>(
+  pool: Pool,
+  fn: (connection: PoolConnection) => Promise<T>,
+): Promise<T> {
   const connection = await pool.getConnection();
   try {
     // The pool's sessions run READ COMMITTED (db/pool.ts); this transaction alone needs a snapshot.

@@ -37,7 +37,10 @@ export function estimateBreakage(input: {
   // Expired points can only come from matured lots, so the ratio is at most 1 (min() guards bad data).
   const expired = Math.min(expiredPoints, maturedCreditedPoints);
   const ratePpm = maturedCreditedPoints === 0 ? 0 : mulDivFloor(expired, 1_000_000, maturedCreditedPoints);
-  const expectedBreakagePoints = maturedCreditedPoints === 0 ? 0 : mulDivFloor(Math.max(0, outstandingPoints), expired, maturedCreditedPoints);
+  const expectedBreakagePoints =
+    maturedCreditedPoints === 0
+      ? 0
+      : mulDivFloor(Math.max(0, outstandingPoints), expired, maturedCreditedPoints);
   const expectedBreakageFen = mulDivFloor(expectedBreakagePoints, pointValueFen, 1);
   return {
     method: BREAKAGE_METHOD,

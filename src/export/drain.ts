@@ -8,13 +8,23 @@ import type { Pool } from '../db/pool.ts';
 import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { PROJECTION_BATCH_EVENTS_MAX, ProjectionEngine } from '../projections/engine.ts';
-import { ensureLeaseRows, LEASE_SECONDS_DEFAULT, releaseLease, tryAcquireLease } from '../projections/leases.ts';
+import {
+  ensureLeaseRows,
+  LEASE_SECONDS_DEFAULT,
+  releaseLease,
+  tryAcquireLease,
+} from '../projections/leases.ts';
 import { LIVE_TABLES } from '../projections/tables.ts';
 
 /** Batches applied per partition before re-checking the head (each batch is one transaction). */
 const DRAIN_BATCHES_PER_TURN = 16;
 
-export async function drainTenant(pool: Pool, store: EventStore, tenantId: string, behind: readonly PartitionHead[]): Promise<void> {
+export async function drainTenant(
+  pool: Pool,
+  store: EventStore,
+  tenantId: string,
+  behind: readonly PartitionHead[],
+): Promise<void> {
   if (behind.length === 0) return;
   const owner = `export-${newId().slice(0, 8)}`;
   const engine = new ProjectionEngine(pool, store, LIVE_TABLES, { batchEvents: PROJECTION_BATCH_EVENTS_MAX });

@@ -22,7 +22,14 @@ import type { Period } from './period.ts';
 export const EVENT_PASS_PAGE_EVENTS = 5_000;
 export const EVENT_PASS_CONCURRENCY = 4;
 /** Event types that move points or credit lots; the rest are read as a position only (no JSON parsed). */
-const MOVING_TYPES_SQL = ['PurchaseRecorded', 'HoldCaptured', 'PointsRedeemed', 'PurchaseRefunded', 'PointsAdjusted', 'LotsExpired']
+const MOVING_TYPES_SQL = [
+  'PurchaseRecorded',
+  'HoldCaptured',
+  'PointsRedeemed',
+  'PurchaseRefunded',
+  'PointsAdjusted',
+  'LotsExpired',
+]
   .map((type) => `'${type}'`)
   .join(', ');
 
@@ -49,7 +56,9 @@ function creditedLots(event: MemberEvent): { lot: LotCredit; debtRepaid: number 
     case 'PurchaseRecorded':
       return event.data.lot === null ? [] : [{ lot: event.data.lot, debtRepaid: event.data.debtRepaid }];
     case 'PurchaseRefunded':
-      return event.data.restoredLot === null ? [] : [{ lot: event.data.restoredLot, debtRepaid: event.data.debtRepaid }];
+      return event.data.restoredLot === null
+        ? []
+        : [{ lot: event.data.restoredLot, debtRepaid: event.data.debtRepaid }];
     case 'PointsAdjusted':
       return event.data.lot === null ? [] : [{ lot: event.data.lot, debtRepaid: event.data.debtRepaid }];
     default:
@@ -57,7 +66,12 @@ function creditedLots(event: MemberEvent): { lot: LotCredit; debtRepaid: number 
   }
 }
 
-export async function recomputeFromEvents(pool: Pool, tenantId: string, period: Period, heads: readonly PartitionHead[]): Promise<EventTotals> {
+export async function recomputeFromEvents(
+  pool: Pool,
+  tenantId: string,
+  period: Period,
+  heads: readonly PartitionHead[],
+): Promise<EventTotals> {
   const totals: EventTotals = {
     opening: 0,
     closing: 0,
@@ -78,7 +92,10 @@ export async function recomputeFromEvents(pool: Pool, tenantId: string, period: 
       );
       for (const row of rows) {
         if (row['data'] === null || memberIdOfStream(String(row['stream_id'])) === null) continue;
-        const event = { type: String(row['event_type']), data: JSON.parse(String(row['data'])) as unknown } as MemberEvent;
+        const event = {
+          type: String(row['event_type']),
+          data: JSON.parse(String(row['data'])) as unknown,
+        } as MemberEvent;
         const at = event.data.at;
         if (at >= period.toAt) continue;
         const position = sqlInt(row['position']);
@@ -96,18 +113,27 @@ export async function recomputeFromEvents(pool: Pool, tenantId: string, period: 
             continue;
           }
           totals.movements[movement.kind] = addPoints(totals.movements[movement.kind], movement.points);
-          if (movement.storeId !== undefined && (STORE_COLUMNS as readonly string[]).includes(movement.kind)) {
+          if (
+            movement.storeId !== undefined &&
+            (STORE_COLUMNS as readonly string[]).includes(movement.kind)
+          ) {
             let store = totals.stores.get(movement.storeId);
-            if (store === undefined) totals.stores.set(movement.storeId, (store = { earned: 0, redeemed: 0, reversed: 0, restored: 0 }));
+            if (store === undefined)
+              totals.stores.set(
+                movement.storeId,
+                (store = { earned: 0, redeemed: 0, reversed: 0, restored: 0 }),
+              );
             const kind = movement.kind as StoreKind;
             store[kind] = addPoints(store[kind], movement.points);
           }
         }
         // Breakage: of the points put into lots that have all reached their expiry by `to`, how many expired.
         for (const { lot, debtRepaid } of creditedLots(event)) {
-          if (lot.expiresAt <= period.toAt) totals.maturedCreditedPoints = addPoints(totals.maturedCreditedPoints, lot.points - debtRepaid);
+          if (lot.expiresAt <= period.toAt)
+            totals.maturedCreditedPoints = addPoints(totals.maturedCreditedPoints, lot.points - debtRepaid);
         }
-        if (event.type === 'LotsExpired') totals.expiredPoints = addPoints(totals.expiredPoints, event.data.points);
+        if (event.type === 'LotsExpired')
+          totals.expiredPoints = addPoints(totals.expiredPoints, event.data.points);
       }
       if (rows.length < EVENT_PASS_PAGE_EVENTS) break;
       after = sqlInt(rows[rows.length - 1]!['position']);

@@ -25,7 +25,14 @@ import { estimateBreakage, type BreakageEstimate } from './breakage.ts';
 import { recomputeFromEvents, type EventTotals } from './event-pass.ts';
 import { previousPeriodExport, recordExportRun } from './export-runs.ts';
 import { csvField, HashedFileWriter, sha256OfFile } from './files.ts';
-import { forEachMemberRow, MOVEMENT_COLUMNS, STORE_COLUMNS, storeDailyTotals, storeRows, type StoreKind } from './ledger-pass.ts';
+import {
+  forEachMemberRow,
+  MOVEMENT_COLUMNS,
+  STORE_COLUMNS,
+  storeDailyTotals,
+  storeRows,
+  type StoreKind,
+} from './ledger-pass.ts';
 import { resolvePeriod, tenantAsOf, type Period } from './period.ts';
 
 /** How long the export waits for projectors to reach the heads it fixed, after its own drain. */
@@ -36,7 +43,8 @@ export const BALANCES_HEADER =
   'member_id,opening_points,earned_points,redeemed_points,expired_points,adjusted_points,reversed_points,restored_points,closing_points';
 export const STORES_HEADER = 'store_id,earned_points,redeemed_points,reversed_points,restored_points';
 
-export type ExportRefusal = 'unknown-tenant' | 'period-open' | 'output-exists' | 'read-models-behind' | 'not-reconciled';
+export type ExportRefusal =
+  'unknown-tenant' | 'period-open' | 'output-exists' | 'read-models-behind' | 'not-reconciled';
 
 export interface ExportCheck {
   name: string;
@@ -107,11 +115,20 @@ export interface ExportResult {
 type Movements = Record<MovementKind, number>;
 
 function sumsEqual(a: Record<string, number>, b: Record<string, number>, keys: readonly string[]): string[] {
-  return keys.filter((key) => (a[key] ?? 0) !== (b[key] ?? 0)).map((key) => `${key}: ${a[key] ?? 0} vs ${b[key] ?? 0}`);
+  return keys
+    .filter((key) => (a[key] ?? 0) !== (b[key] ?? 0))
+    .map((key) => `${key}: ${a[key] ?? 0} vs ${b[key] ?? 0}`);
 }
 
-async function checkpointsBehind(pool: Pool, tenantId: string, heads: readonly PartitionHead[]): Promise<{ head: PartitionHead; checkpoint: number }[]> {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT partition_no, position FROM projection_checkpoints WHERE tenant_id = ?', [tenantId]);
+async function checkpointsBehind(
+  pool: Pool,
+  tenantId: string,
+  heads: readonly PartitionHead[],
+): Promise<{ head: PartitionHead; checkpoint: number }[]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT partition_no, position FROM projection_checkpoints WHERE tenant_id = ?',
+    [tenantId],
+  );
   const checkpoints = new Map(rows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]));
   return heads
     .map((head) => ({ head, checkpoint: checkpoints.get(head.partition) ?? 0 }))
@@ -119,11 +136,21 @@ async function checkpointsBehind(pool: Pool, tenantId: string, heads: readonly P
 }
 
 /** Read models at or past the heads: drain once ourselves, then wait for whoever holds the leases. */
-async function ensureProjected(deps: ExportDeps, tenantId: string, heads: readonly PartitionHead[], options: ExportOptions): Promise<void> {
+async function ensureProjected(
+  deps: ExportDeps,
+  tenantId: string,
+  heads: readonly PartitionHead[],
+  options: ExportOptions,
+): Promise<void> {
   let behind = await checkpointsBehind(deps.pool, tenantId, heads);
   if (behind.length === 0) return;
   if (options.drain !== false) {
-    await drainTenant(deps.pool, deps.store, tenantId, behind.map(({ head }) => head));
+    await drainTenant(
+      deps.pool,
+      deps.store,
+      tenantId,
+      behind.map(({ head }) => head),
+    );
     behind = await checkpointsBehind(deps.pool, tenantId, heads);
   }
   const deadline = Date.now() + (options.projectionWaitMs ?? EXPORT_PROJECTION_WAIT_MS);
@@ -132,8 +159,14 @@ async function ensureProjected(deps: ExportDeps, tenantId: string, heads: readon
     behind = await checkpointsBehind(deps.pool, tenantId, heads);
   }
   if (behind.length > 0) {
-    const lag = behind.map(({ head, checkpoint }) => `partition ${head.partition}: checkpoint ${checkpoint} < head ${head.position}`);
-    throw new ExportRefusedError('read-models-behind', `the read models have not reached the event-store heads: ${lag.join('; ')}`);
+    const lag = behind.map(
+      ({ head, checkpoint }) =>
+        `partition ${head.partition}: checkpoint ${checkpoint} < head ${head.position}`,
+    );
+    throw new ExportRefusedError(
+      'read-models-behind',
+      `the read models have not reached the event-store heads: ${lag.join('; ')}`,
+    );
   }
 }
 
@@ -141,7 +174,10 @@ async function ensureEmptyOutput(outDir: string): Promise<void> {
   const existing = await stat(outDir).catch(() => null);
   if (existing === null) return;
   if (!existing.isDirectory() || (await readdir(outDir)).length > 0) {
-    throw new ExportRefusedError('output-exists', `${outDir} exists and is not an empty directory; exports never overwrite files`);
+    throw new ExportRefusedError(
+      'output-exists',
+      `${outDir} exists and is not an empty directory; exports never overwrite files`,
+    );
   }
 }
 
@@ -169,7 +205,15 @@ export async function runExport(deps: ExportDeps, options: ExportOptions): Promi
   await mkdir(dirname(outDir), { recursive: true });
   const temp = await mkdtemp(join(dirname(outDir), `.${basename(outDir)}.tmp-`));
   try {
-    const result = await writeExport(deps, { tenantId, runId, period, heads, now, temp, pointValueFen: programme.pointValueFen });
+    const result = await writeExport(deps, {
+      tenantId,
+      runId,
+      period,
+      heads,
+      now,
+      temp,
+      pointValueFen: programme.pointValueFen,
+    });
     await ensureEmptyOutput(outDir);
     await rename(temp, outDir);
     try {
@@ -215,7 +259,12 @@ interface WriteInput {
 async function writeExport(
   deps: ExportDeps,
   input: WriteInput,
-): Promise<{ summary: ExportSummary; manifest: { files: ManifestFile[] }; closingDigest: string; manifestSha256: string }> {
+): Promise<{
+  summary: ExportSummary;
+  manifest: { files: ManifestFile[] };
+  closingDigest: string;
+  manifestSha256: string;
+}> {
   const { pool } = deps;
   const { tenantId, period, heads } = input;
   const checks: ExportCheck[] = [];
@@ -246,7 +295,8 @@ async function writeExport(
         if (firstBadRows.length < 10) firstBadRows.push(row.memberId);
       }
       const m = row.movements;
-      if (m.earned < 0 || m.restored < 0 || m.redeemed > 0 || m.expired > 0 || m.reversed > 0) rowsWithWrongSign += 1;
+      if (m.earned < 0 || m.restored < 0 || m.redeemed > 0 || m.expired > 0 || m.reversed > 0)
+        rowsWithWrongSign += 1;
       opening = addPoints(opening, row.opening);
       closing = addPoints(closing, row.closing);
       if (row.closing > 0) outstanding = addPoints(outstanding, row.closing);
@@ -254,14 +304,20 @@ async function writeExport(
       for (const kind of MOVEMENT_COLUMNS) movements[kind] = addPoints(movements[kind], m[kind]);
       if (row.opening !== 0) openingDigest.update(`${row.memberId},${row.opening}\n`);
       if (row.closing !== 0) closingDigest.update(`${row.memberId},${row.closing}\n`);
-      await balances.line([csvField(row.memberId), row.opening, ...MOVEMENT_COLUMNS.map((kind) => m[kind]), row.closing].join(','));
+      await balances.line(
+        [csvField(row.memberId), row.opening, ...MOVEMENT_COLUMNS.map((kind) => m[kind]), row.closing].join(
+          ',',
+        ),
+      );
     });
     const storeList = await storeRows(pool, tenantId, period, heads);
     await stores.line(STORES_HEADER, false);
     const storeTotals: Record<StoreKind, number> = { earned: 0, redeemed: 0, reversed: 0, restored: 0 };
     for (const row of storeList) {
       for (const kind of STORE_COLUMNS) storeTotals[kind] = addPoints(storeTotals[kind], row.movements[kind]);
-      await stores.line([csvField(row.storeId), ...STORE_COLUMNS.map((kind) => row.movements[kind])].join(','));
+      await stores.line(
+        [csvField(row.storeId), ...STORE_COLUMNS.map((kind) => row.movements[kind])].join(','),
+      );
     }
     const balancesFile = await balances.close();
     const storesFile = await stores.close();
@@ -273,7 +329,11 @@ async function writeExport(
       true,
       `[${period.fromAt}, ${period.toAt}) ends at or before the ledger's clock (${input.now})`,
     );
-    check('read-models-current', true, `projector checkpoints are at or past the heads the export is as of (${heads.map((h) => h.position).join(',')})`);
+    check(
+      'read-models-current',
+      true,
+      `projector checkpoints are at or past the heads the export is as of (${heads.map((h) => h.position).join(',')})`,
+    );
     check(
       'rows-roll-forward',
       rowsNotRolling === 0,
@@ -284,10 +344,16 @@ async function writeExport(
     check(
       'movement-signs',
       rowsWithWrongSign === 0,
-      rowsWithWrongSign === 0 ? 'earned and restored >= 0; redeemed, expired and reversed <= 0 on every row' : `${rowsWithWrongSign} rows have a movement of the wrong sign`,
+      rowsWithWrongSign === 0
+        ? 'earned and restored >= 0; redeemed, expired and reversed <= 0 on every row'
+        : `${rowsWithWrongSign} rows have a movement of the wrong sign`,
     );
     const fromRows: Record<string, number> = { opening, closing, ...movements };
-    const fromLog: Record<string, number> = { opening: events.opening, closing: events.closing, ...events.movements };
+    const fromLog: Record<string, number> = {
+      opening: events.opening,
+      closing: events.closing,
+      ...events.movements,
+    };
     const totalDiffs = sumsEqual(fromRows, fromLog, ['opening', ...MOVEMENT_COLUMNS, 'closing']);
     check(
       'totals-match-events',
@@ -306,13 +372,17 @@ async function writeExport(
     check(
       'stores-match-events',
       storeDiffs.length === 0,
-      storeDiffs.length === 0 ? `every store's movements equal their recomputation from the events (${storeList.length} stores)` : `stores differ: ${storeDiffs.slice(0, 10).join('; ')}`,
+      storeDiffs.length === 0
+        ? `every store's movements equal their recomputation from the events (${storeList.length} stores)`
+        : `stores differ: ${storeDiffs.slice(0, 10).join('; ')}`,
     );
     const storeVsRows = sumsEqual(storeTotals, movements, STORE_COLUMNS);
     check(
       'stores-match-balances',
       storeVsRows.length === 0,
-      storeVsRows.length === 0 ? 'the stores add up to the balances for earned, redeemed, reversed and restored' : `stores vs balances: ${storeVsRows.join('; ')}`,
+      storeVsRows.length === 0
+        ? 'the stores add up to the balances for earned, redeemed, reversed and restored'
+        : `stores vs balances: ${storeVsRows.join('; ')}`,
     );
     const daily = await storeDailyTotals(pool, tenantId, period);
     const dailyDiffs: string[] = [];
@@ -323,7 +393,9 @@ async function writeExport(
     check(
       'stores-match-store-daily-totals',
       dailyDiffs.length === 0,
-      dailyDiffs.length === 0 ? 'the stores equal the store_daily_totals read model over the local days of the period' : `store_daily_totals differ: ${dailyDiffs.slice(0, 10).join('; ')}`,
+      dailyDiffs.length === 0
+        ? 'the stores equal the store_daily_totals read model over the local days of the period'
+        : `store_daily_totals differ: ${dailyDiffs.slice(0, 10).join('; ')}`,
     );
     check(
       'period-complete-at-heads',
@@ -335,7 +407,11 @@ async function writeExport(
     const openingSha = openingDigest.digest('hex');
     const previous = await previousPeriodExport(pool, tenantId, period.from);
     if (previous === null) {
-      check('opening-equals-previous-closing', true, `no earlier export ends at ${period.from}; opening is the sum of every entry recorded before ${period.fromAt}`);
+      check(
+        'opening-equals-previous-closing',
+        true,
+        `no earlier export ends at ${period.from}; opening is the sum of every entry recorded before ${period.fromAt}`,
+      );
     } else {
       const same = previous.closingPoints === opening && previous.closingDigest === openingSha;
       check(
@@ -347,7 +423,10 @@ async function writeExport(
       );
     }
 
-    const liabilityFen = closing >= 0 ? mulDivFloor(closing, input.pointValueFen, 1) : -mulDivFloor(-closing, input.pointValueFen, 1);
+    const liabilityFen =
+      closing >= 0
+        ? mulDivFloor(closing, input.pointValueFen, 1)
+        : -mulDivFloor(-closing, input.pointValueFen, 1);
     const breakage = estimateBreakage({
       maturedCreditedPoints: events.maturedCreditedPoints,
       expiredPoints: events.expiredPoints,
@@ -359,13 +438,23 @@ async function writeExport(
     const summary: ExportSummary = {
       tenantId,
       runId: input.runId,
-      period: { from: period.from, to: period.to, timeZone: period.timeZone, fromInstant: period.fromAt, toInstant: period.toAt },
+      period: {
+        from: period.from,
+        to: period.to,
+        timeZone: period.timeZone,
+        fromInstant: period.fromAt,
+        toInstant: period.toAt,
+      },
       exportedAt: input.now,
       asOf: { partitions: heads, events: heads.reduce((sum, h) => sum + h.position, 0) },
       members: balancesFile.rows,
       stores: storesFile.rows,
       totals: {
-        balances: { opening_points: opening, ...Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [`${kind}_points`, movements[kind]])), closing_points: closing },
+        balances: {
+          opening_points: opening,
+          ...Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [`${kind}_points`, movements[kind]])),
+          closing_points: closing,
+        },
         stores: Object.fromEntries(STORE_COLUMNS.map((kind) => [`${kind}_points`, storeTotals[kind]])),
       },
       pointValueFen: input.pointValueFen,
@@ -373,13 +462,25 @@ async function writeExport(
       outstandingPoints: outstanding,
       debtPoints: debt,
       breakage,
-      previousExport: previous === null ? null : { runId: previous.runId, from: previous.from, to: period.from, closingPoints: previous.closingPoints },
+      previousExport:
+        previous === null
+          ? null
+          : {
+              runId: previous.runId,
+              from: previous.from,
+              to: period.from,
+              closingPoints: previous.closingPoints,
+            },
       reconciled,
       checks,
     };
     if (!reconciled) {
       const failed = checks.filter((c) => !c.passed);
-      throw new ExportRefusedError('not-reconciled', `the export does not reconcile: ${failed.map((c) => `${c.name}: ${c.detail}`).join(' | ')}`, checks);
+      throw new ExportRefusedError(
+        'not-reconciled',
+        `the export does not reconcile: ${failed.map((c) => `${c.name}: ${c.detail}`).join(' | ')}`,
+        checks,
+      );
     }
     const summaryWriter = new HashedFileWriter(input.temp, 'summary.json');
     await summaryWriter.text(`${JSON.stringify(summary, null, 2)}\n`);
@@ -388,13 +489,19 @@ async function writeExport(
     // The files on disk are what finance hands on: hash them again as written.
     for (const file of files) {
       const onDisk = await sha256OfFile(join(input.temp, file.name));
-      if (onDisk !== file.sha256) throw new ExportRefusedError('not-reconciled', `${file.name} on disk does not match its sha256`);
+      if (onDisk !== file.sha256)
+        throw new ExportRefusedError('not-reconciled', `${file.name} on disk does not match its sha256`);
     }
     const manifest = { tenantId, runId: input.runId, period: summary.period, files };
     const manifestWriter = new HashedFileWriter(input.temp, 'manifest.json');
     await manifestWriter.text(`${JSON.stringify(manifest, null, 2)}\n`);
     const manifestFile = await manifestWriter.close();
-    return { summary, manifest, closingDigest: closingDigest.digest('hex'), manifestSha256: manifestFile.sha256 };
+    return {
+      summary,
+      manifest,
+      closingDigest: closingDigest.digest('hex'),
+      manifestSha256: manifestFile.sha256,
+    };
   } catch (error) {
     balances.destroy();
     stores.destroy();

@@ -49,7 +49,9 @@ export class HashedFileWriter {
     await this.flush();
     this.stream.end();
     await once(this.stream, 'finish');
-    await new Promise<void>((resolve, reject) => this.stream.close((error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      this.stream.close((error) => (error ? reject(error) : resolve())),
+    );
     return { name: this.name, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') };
   }
 

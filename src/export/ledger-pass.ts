@@ -12,8 +12,20 @@ import type { PartitionHead } from '../eventstore/port.ts';
 import type { Period } from './period.ts';
 
 export const EXPORT_MEMBERS_PER_PAGE = 10_000;
-export const MOVEMENT_COLUMNS: readonly MovementKind[] = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'];
-export const STORE_COLUMNS = ['earned', 'redeemed', 'reversed', 'restored'] as const satisfies readonly MovementKind[];
+export const MOVEMENT_COLUMNS: readonly MovementKind[] = [
+  'earned',
+  'redeemed',
+  'expired',
+  'adjusted',
+  'reversed',
+  'restored',
+];
+export const STORE_COLUMNS = [
+  'earned',
+  'redeemed',
+  'reversed',
+  'restored',
+] as const satisfies readonly MovementKind[];
 export type StoreKind = (typeof STORE_COLUMNS)[number];
 
 export interface MemberRow {
@@ -52,7 +64,9 @@ export async function forEachMemberRow(
   const from = isoToSqlTime(period.fromAt);
   const to = isoToSqlTime(period.toAt);
   const bound = positionBound(heads);
-  const kindSums = MOVEMENT_COLUMNS.map((kind) => `SUM(CASE WHEN at >= ? AND kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`).join(',\n ');
+  const kindSums = MOVEMENT_COLUMNS.map(
+    (kind) => `SUM(CASE WHEN at >= ? AND kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`,
+  ).join(',\n ');
   let after: string | null = null;
   for (;;) {
     const [rows]: [RowDataPacket[], unknown] = await pool.query<RowDataPacket[]>(
@@ -64,13 +78,25 @@ export async function forEachMemberRow(
        FROM ledger_entries
        WHERE tenant_id = ? ${after === null ? '' : 'AND member_id > ?'} AND at < ? AND ${bound.sql}
        GROUP BY member_id ORDER BY member_id LIMIT ?`,
-      [from, ...MOVEMENT_COLUMNS.map(() => from), from, tenantId, ...(after === null ? [] : [after]), to, ...bound.params, EXPORT_MEMBERS_PER_PAGE],
+      [
+        from,
+        ...MOVEMENT_COLUMNS.map(() => from),
+        from,
+        tenantId,
+        ...(after === null ? [] : [after]),
+        to,
+        ...bound.params,
+        EXPORT_MEMBERS_PER_PAGE,
+      ],
     );
     for (const row of rows) {
       const member: MemberRow = {
         memberId: String(row['member_id']),
         opening: sqlInt(row['opening']),
-        movements: Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<MovementKind, number>,
+        movements: Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
+          MovementKind,
+          number
+        >,
         closing: sqlInt(row['closing']),
         periodEntries: sqlInt(row['period_entries']),
       };
@@ -83,7 +109,12 @@ export async function forEachMemberRow(
 }
 
 /** Signed movements per store over the period (a refund counts at the refunding store). Stores are few. */
-export async function storeRows(pool: Pool, tenantId: string, period: Period, heads: readonly PartitionHead[]): Promise<StoreRow[]> {
+export async function storeRows(
+  pool: Pool,
+  tenantId: string,
+  period: Period,
+  heads: readonly PartitionHead[],
+): Promise<StoreRow[]> {
   const bound = positionBound(heads);
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT store_id, ${STORE_COLUMNS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`).join(', ')}
@@ -94,18 +125,28 @@ export async function storeRows(pool: Pool, tenantId: string, period: Period, he
   );
   return rows.map((row) => ({
     storeId: String(row['store_id']),
-    movements: Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<StoreKind, number>,
+    movements: Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
+      StoreKind,
+      number
+    >,
   }));
 }
 
 /** The same per store from the store_daily_totals read model (local days of the period): a second read model to agree with. */
-export async function storeDailyTotals(pool: Pool, tenantId: string, period: Period): Promise<Map<string, Record<StoreKind, number>>> {
+export async function storeDailyTotals(
+  pool: Pool,
+  tenantId: string,
+  period: Period,
+): Promise<Map<string, Record<StoreKind, number>>> {
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT store_id, ${STORE_COLUMNS.map((kind) => `SUM(${kind}_points) AS ${kind}`).join(', ')}
      FROM store_daily_totals WHERE tenant_id = ? AND day >= ? AND day < ? GROUP BY store_id`,
     [tenantId, period.from, period.to],
   );
   return new Map(
-    rows.map((row) => [String(row['store_id']), Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<StoreKind, number>]),
+    rows.map((row) => [
+      String(row['store_id']),
+      Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<StoreKind, number>,
+    ]),
   );
 }

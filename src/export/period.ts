@@ -5,7 +5,12 @@
  */
 import { TENANT_STREAM_ID } from '../commands/streams.ts';
 import type { Programme } from '../domain/programme.ts';
-import { evolveTenant, initialTenantState, type TenantEvent, type TenantState } from '../domain/tenant/index.ts';
+import {
+  evolveTenant,
+  initialTenantState,
+  type TenantEvent,
+  type TenantState,
+} from '../domain/tenant/index.ts';
 import { isLocalDate, startOfLocalDateIso, type IsoInstant, type LocalDate } from '../domain/time.ts';
 import type { EventStore } from '../eventstore/port.ts';
 
@@ -31,7 +36,11 @@ export class ExportInputError extends Error {
 }
 
 /** The tenant as of an instant (programme changes recorded at or after it are not applied), or null. */
-export async function tenantAsOf(store: EventStore, tenantId: string, at: IsoInstant | null): Promise<TenantAsOf | null> {
+export async function tenantAsOf(
+  store: EventStore,
+  tenantId: string,
+  at: IsoInstant | null,
+): Promise<TenantAsOf | null> {
   const events = await store.readStream(tenantId, TENANT_STREAM_ID, { limit: TENANT_EVENTS_MAX });
   let state: TenantState = initialTenantState();
   for (const recorded of events) {
@@ -45,6 +54,13 @@ export async function tenantAsOf(store: EventStore, tenantId: string, at: IsoIns
 export function resolvePeriod(from: string, to: string, timeZone: string): Period {
   if (!isLocalDate(from)) throw new ExportInputError(`--from must be a date YYYY-MM-DD, got ${from}`);
   if (!isLocalDate(to)) throw new ExportInputError(`--to must be a date YYYY-MM-DD, got ${to}`);
-  if (!(from < to)) throw new ExportInputError(`the period [${from}, ${to}) is empty: --from must be before --to`);
-  return { from, to, timeZone, fromAt: startOfLocalDateIso(from, timeZone), toAt: startOfLocalDateIso(to, timeZone) };
+  if (!(from < to))
+    throw new ExportInputError(`the period [${from}, ${to}) is empty: --from must be before --to`);
+  return {
+    from,
+    to,
+    timeZone,
+    fromAt: startOfLocalDateIso(from, timeZone),
+    toAt: startOfLocalDateIso(to, timeZone),
+  };
 }

@@ -57,10 +57,20 @@ export async function readMemberView(
 ): Promise<MemberViewBody | null> {
   const loaded = await loadStream(store, tenantId, memberStreamId(memberId), memberFolder);
   if (!loaded.state.registered) return null;
-  return memberViewBody(tenantId, loaded.state, loaded.version, now, await memberTags(pool, tenantId, memberId, now));
+  return memberViewBody(
+    tenantId,
+    loaded.state,
+    loaded.version,
+    now,
+    await memberTags(pool, tenantId, memberId, now),
+  );
 }
 
-export async function findMemberIdByPhone(store: EventStore, tenantId: string, normalizedPhone: string): Promise<string | null> {
+export async function findMemberIdByPhone(
+  store: EventStore,
+  tenantId: string,
+  normalizedPhone: string,
+): Promise<string | null> {
   const streamId = await store.findUniqueKey(tenantId, `phone:${normalizedPhone}`);
   return streamId?.startsWith('member-') ? streamId.slice('member-'.length) : null;
 }
@@ -100,7 +110,8 @@ export async function readLedgerPage(
       limit: LEDGER_SCAN_EVENTS,
     });
     for (const recorded of page) {
-      if (options.to !== undefined && recorded.recordedAt >= options.to) return { entries, nextVersion: null };
+      if (options.to !== undefined && recorded.recordedAt >= options.to)
+        return { entries, nextVersion: null };
       const inWindow = options.from === undefined || recorded.recordedAt >= options.from;
       const movements = inWindow ? movementsOf(toDomainEvent<MemberEvent>(recorded)) : [];
       // The page ends before the first event that does not fit, so a cursor is returned only when another

@@ -34,7 +34,8 @@ function progressReporter(): { update(progress: AuditProgress): void; done(): vo
 
 export const audit: Verb = {
   usage: 'audit [--tenant T] [--json]',
-  summary: 'replay every stream and prove the hash chains and the read models; exit 0 clean, 1 discrepancies, 2 could not run',
+  summary:
+    'replay every stream and prove the hash chains and the read models; exit 0 clean, 1 discrepancies, 2 could not run',
   async run(argv, config) {
     const args = parseArgs(argv, ['json']);
     onlyOptions(args, ['tenant', 'json']);
@@ -57,7 +58,9 @@ export const audit: Verb = {
       return report.clean ? 0 : 1;
     } catch (error) {
       progress.done();
-      process.stderr.write(`ledger: audit could not run: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(
+        `ledger: audit could not run: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
       return 2;
     } finally {
       await runtime.close();

@@ -14,7 +14,8 @@ export const expire: Verb = {
     if (asOf === null) throw new UsageError('--as-of must be an ISO-8601 instant with an offset');
     const runtime = await openRuntime(config);
     try {
-      if (asOf > runtime.clock.nowIso()) throw new UsageError(`--as-of ${asOf} is in the future by the ledger's clock`);
+      if (asOf > runtime.clock.nowIso())
+        throw new UsageError(`--as-of ${asOf} is in the future by the ledger's clock`);
       const only = option(args, 'tenant');
       const tenants = only === undefined ? await runtime.store.listTenants() : [only];
       for (const tenantId of tenants) {

@@ -12,7 +12,8 @@ import type { Verb } from './verb.ts';
  */
 export const exportVerb: Verb = {
   usage: 'export --tenant T --from DATE --to DATE --out DIR',
-  summary: 'the reconciled finance export of the closed period [from, to) in the tenant time zone; non-zero exit if it does not reconcile',
+  summary:
+    'the reconciled finance export of the closed period [from, to) in the tenant time zone; non-zero exit if it does not reconcile',
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['tenant', 'from', 'to', 'out']);
@@ -47,7 +48,8 @@ export const exportVerb: Verb = {
       if (error instanceof ExportInputError) throw new UsageError(error.message);
       if (error instanceof ExportRefusedError) {
         process.stderr.write(`ledger: export refused (${error.reason}): ${error.message}\n`);
-        for (const check of error.checks.filter((c) => !c.passed)) process.stderr.write(`  failed ${check.name}: ${check.detail}\n`);
+        for (const check of error.checks.filter((c) => !c.passed))
+          process.stderr.write(`  failed ${check.name}: ${check.detail}\n`);
         return error.reason === 'not-reconciled' ? 1 : 2;
       }
       throw error;

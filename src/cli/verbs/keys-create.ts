@@ -16,10 +16,13 @@ export const keysCreate: Verb = {
     const stores = args.options.get('store') ?? [];
     const runtime = await openRuntime(config);
     try {
-      if ((await runtime.tenants.get(tenantId)) === null) throw new UsageError(`tenant ${tenantId} does not exist`);
-      const created = await createKey(runtime.pool, runtime.clock, { tenantId, role, stores }).catch((error: unknown) => {
-        throw new UsageError(error instanceof Error ? error.message : String(error));
-      });
+      if ((await runtime.tenants.get(tenantId)) === null)
+        throw new UsageError(`tenant ${tenantId} does not exist`);
+      const created = await createKey(runtime.pool, runtime.clock, { tenantId, role, stores }).catch(
+        (error: unknown) => {
+          throw new UsageError(error instanceof Error ? error.message : String(error));
+        },
+      );
       process.stdout.write(`${created.key}\n`);
       return 0;
     } finally {

@@ -38,8 +38,16 @@ export const replay: Verb = {
             verifier.add(recorded);
             if (!state.registered) return;
             const held = heldPoints(state, event.data.at);
-            const moved = movements.length === 0 ? '-' : movements.map((m) => `${m.kind} ${m.points > 0 ? '+' : ''}${m.points}`).join(', ');
-            const lots = state.lots.length === 0 ? 'none' : state.lots.map((lot) => `${lot.lotId} ${lot.remaining}/${lot.points} until ${lot.expiresAt}`).join('; ');
+            const moved =
+              movements.length === 0
+                ? '-'
+                : movements.map((m) => `${m.kind} ${m.points > 0 ? '+' : ''}${m.points}`).join(', ');
+            const lots =
+              state.lots.length === 0
+                ? 'none'
+                : state.lots
+                    .map((lot) => `${lot.lotId} ${lot.remaining}/${lot.points} until ${lot.expiresAt}`)
+                    .join('; ');
             out.push(
               `v${recorded.streamVersion} ${event.data.at} ${recorded.type}: ${moved} | balance ${state.balance} held ${held} available ${state.balance - held} | lots: ${lots}`,
             );
@@ -56,10 +64,16 @@ export const replay: Verb = {
         failure = error instanceof Error ? error.message : String(error);
       }
       const head = await runtime.store.streamHead(tenantId, streamId);
-      const problems = verifier.finish(head === null ? undefined : { version: head.version, lastHash: head.lastHash });
-      for (const problem of problems) process.stdout.write(`chain: ${problem.kind} at version ${problem.streamVersion ?? '?'}: ${problem.detail}\n`);
+      const problems = verifier.finish(
+        head === null ? undefined : { version: head.version, lastHash: head.lastHash },
+      );
+      for (const problem of problems)
+        process.stdout.write(
+          `chain: ${problem.kind} at version ${problem.streamVersion ?? '?'}: ${problem.detail}\n`,
+        );
       if (failure !== null) process.stdout.write(`replay stopped: ${failure}\n`);
-      if (problems.length === 0 && failure === null) process.stdout.write(`hash chain verified to version ${head?.version ?? 0}\n`);
+      if (problems.length === 0 && failure === null)
+        process.stdout.write(`hash chain verified to version ${head?.version ?? 0}\n`);
       return problems.length === 0 && failure === null ? 0 : 1;
     } finally {
       await runtime.close();

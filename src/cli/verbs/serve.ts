@@ -11,7 +11,10 @@ const DEMO_TENANT_ID = 'demo';
 const DEMO_STORE_ID = 'store-001';
 
 /** Runs the API and/or the projectors until SIGTERM/SIGINT, then stops gracefully. */
-async function runProcess(config: Config, parts: { api: boolean; projector: boolean; migrate: boolean }): Promise<number> {
+async function runProcess(
+  config: Config,
+  parts: { api: boolean; projector: boolean; migrate: boolean },
+): Promise<number> {
   if (config.databaseWaitSeconds > 0) await waitForDatabase(config.databaseUrl, config.databaseWaitSeconds);
   const runtime = await openRuntime(config, { migrate: parts.migrate });
   const projector = parts.projector ? new Projector(runtime.pool, runtime.store) : null;
@@ -43,7 +46,11 @@ async function ensureDemoTenant(runtime: Runtime, config: Config): Promise<void>
   if ((await runtime.store.listTenants()).length > 0) return;
   const created = await runtime.tenants.create({ tenantId: DEMO_TENANT_ID, name: 'Demo pharmacy' });
   if (!created.ok) return;
-  const { key } = await createKey(runtime.pool, runtime.clock, { tenantId: DEMO_TENANT_ID, role: 'pos', stores: [DEMO_STORE_ID] });
+  const { key } = await createKey(runtime.pool, runtime.clock, {
+    tenantId: DEMO_TENANT_ID,
+    role: 'pos',
+    stores: [DEMO_STORE_ID],
+  });
   const base = `http://127.0.0.1:${config.port}`;
   process.stdout.write(
     [

@@ -16,7 +16,8 @@ const rulesFile = z.array(
 
 export const tagsSet: Verb = {
   usage: 'tags set --tenant T --file RULES.json',
-  summary: 'replace a tenant\'s tag rules, e.g. [{"category":"chronic-cardio","minPurchases":2,"windowDays":90,"tagPattern":"chronic:{category}"}]',
+  summary:
+    'replace a tenant\'s tag rules, e.g. [{"category":"chronic-cardio","minPurchases":2,"windowDays":90,"tagPattern":"chronic:{category}"}]',
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['tenant', 'file']);
@@ -30,7 +31,8 @@ export const tagsSet: Verb = {
     }
     const runtime = await openRuntime(config);
     try {
-      if ((await runtime.tenants.get(tenantId)) === null) throw new UsageError(`tenant ${tenantId} does not exist`);
+      if ((await runtime.tenants.get(tenantId)) === null)
+        throw new UsageError(`tenant ${tenantId} does not exist`);
       const version = await setTagRules(runtime.pool, tenantId, rules).catch((error: unknown) => {
         throw new UsageError(error instanceof Error ? error.message : String(error));
       });

@@ -18,7 +18,9 @@ export const tenantsCreate: Verb = {
       try {
         programme = JSON.parse(await readFile(programmeFile, 'utf8'));
       } catch (error) {
-        throw new UsageError(`--programme ${programmeFile}: ${error instanceof Error ? error.message : String(error)}`);
+        throw new UsageError(
+          `--programme ${programmeFile}: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
     const name = option(args, 'name');

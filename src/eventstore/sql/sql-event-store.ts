@@ -28,12 +28,10 @@ import {
   type StreamHead,
 } from '../port.ts';
 
-
 export interface SqlEventStoreOptions {
   /** Test hook: runs inside the append transaction just before COMMIT (to force commit interleavings). */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
 }
-
 
 /**
  * The SQL adapter (MySQL 8, MariaDB 10.11, TiDB 7.5+). Appends go through a group committer: concurrent
@@ -79,7 +77,11 @@ export class SqlEventStore implements EventStore {
     return error instanceof Error ? error : new Error(String(error));
   }
 
-  async readStream(tenantId: string, streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+  async readStream(
+    tenantId: string,
+    streamId: string,
+    options: ReadStreamOptions = {},
+  ): Promise<RecordedEvent[]> {
     const fromVersion = options.fromVersion ?? 1;
     const limit = Math.min(options.limit ?? READ_EVENTS_MAX, READ_EVENTS_MAX);
     const [rows] = await this.pool.query<RowDataPacket[]>(
@@ -90,7 +92,12 @@ export class SqlEventStore implements EventStore {
     return rows.map(rowToEvent);
   }
 
-  async readLog(tenantId: string, partition: number, afterPosition: number, limit: number): Promise<RecordedEvent[]> {
+  async readLog(
+    tenantId: string,
+    partition: number,
+    afterPosition: number,
+    limit: number,
+  ): Promise<RecordedEvent[]> {
     const [rows] = await this.pool.query<RowDataPacket[]>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ?
        ORDER BY position LIMIT ?`,
@@ -208,7 +215,12 @@ export class SqlEventStore implements EventStore {
   /** A tenant's partition rows exist before its first append; INSERT IGNORE makes this safe to race. */
   private async ensurePartitions(tenantId: string): Promise<void> {
     if (this.tenantsWithPartitions.has(tenantId)) return;
-    const rows = Array.from({ length: this.partitions }, (_, partition) => [tenantId, partition, 1, GENESIS_HASH]);
+    const rows = Array.from({ length: this.partitions }, (_, partition) => [
+      tenantId,
+      partition,
+      1,
+      GENESIS_HASH,
+    ]);
     await this.pool.query(
       `INSERT IGNORE INTO log_partitions (tenant_id, partition_no, next_position, last_hash) VALUES ${rows
         .map(() => '(?, ?, ?, ?)')
@@ -218,7 +230,6 @@ export class SqlEventStore implements EventStore {
     this.tenantsWithPartitions.add(tenantId);
   }
 }
-
 
 function validateAppend(request: AppendRequest): void {
   const fail = (message: string): never => {
@@ -233,7 +244,10 @@ function validateAppend(request: AppendRequest): void {
   for (const key of request.uniqueKeys ?? []) {
     if (key.length === 0 || key.length > UNIQUE_KEY_CHARS_MAX) fail(`bad unique key: ${key}`);
   }
-  if (request.command && (request.command.commandId.length === 0 || request.command.commandId.length > COMMAND_ID_CHARS_MAX)) {
+  if (
+    request.command &&
+    (request.command.commandId.length === 0 || request.command.commandId.length > COMMAND_ID_CHARS_MAX)
+  ) {
     fail('bad command id');
   }
   const recordedAt = request.events[0]?.metadata.recordedAt;
@@ -241,12 +255,16 @@ function validateAppend(request: AppendRequest): void {
     if (event.metadata.tenantId !== request.tenantId) fail('event metadata names another tenant');
     if (event.metadata.recordedAt !== recordedAt) fail('events of one append share one recording time');
   }
-  if (typeof request.expectedVersion === 'number' && (!Number.isSafeInteger(request.expectedVersion) || request.expectedVersion < 0)) {
+  if (
+    typeof request.expectedVersion === 'number' &&
+    (!Number.isSafeInteger(request.expectedVersion) || request.expectedVersion < 0)
+  ) {
     fail('expected version must be a non-negative integer');
   }
 }
 
-function rowToEvent(row: RowDataPacket): RecordedEvent {
+/** A row of `events` (all of EVENT_COLUMNS) as a RecordedEvent. Readers of the table use this one mapping. */
+export function rowToEvent(row: RowDataPacket): RecordedEvent {
   const dataJson = String(row['data']);
   const metadataJson = String(row['metadata']);
   return {
