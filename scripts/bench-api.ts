@@ -40,17 +40,27 @@ async function main(): Promise<void> {
   await new TenantDirectory(store, new CommandRunner(store, clock), clock).create({ tenantId: 'bench' });
   const { key } = await createKey(db.pool, clock, { tenantId: 'bench', role: 'pos', stores: [STORE] });
 
-  const server = spawn(process.execPath, [...(process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean), '--import', 'tsx', 'src/cli/main.ts', 'serve'], {
-    env: {
-      ...process.env,
-      LEDGER_DATABASE_URL: db.url,
-      PORT: String(PORT),
-      HOST: '127.0.0.1',
-      LEDGER_LOG_LEVEL: 'warn',
-      LEDGER_RATE_LIMIT_PER_MINUTE: '10000000',
+  const server = spawn(
+    process.execPath,
+    [
+      ...(process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean),
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+    ],
+    {
+      env: {
+        ...process.env,
+        LEDGER_DATABASE_URL: db.url,
+        PORT: String(PORT),
+        HOST: '127.0.0.1',
+        LEDGER_LOG_LEVEL: 'warn',
+        LEDGER_RATE_LIMIT_PER_MINUTE: '10000000',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  );
   try {
     const base = `http://127.0.0.1:${PORT}`;
     await waitForServer(`${base}/healthz`, 30);

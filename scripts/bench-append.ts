@@ -5,7 +5,14 @@
 import { newId } from '../src/ids.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
 import type { NewEvent } from '../src/eventstore/port.ts';
-import { fmt, machineLine, rawMultiRowInsertRate, rawSingleRowInsertRate, scratchDatabase, timedLoops } from './lib/bench.ts';
+import {
+  fmt,
+  machineLine,
+  rawMultiRowInsertRate,
+  rawSingleRowInsertRate,
+  scratchDatabase,
+  timedLoops,
+} from './lib/bench.ts';
 
 const CONNECTIONS = 32;
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);

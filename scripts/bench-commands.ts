@@ -9,7 +9,12 @@
  */
 import { ManualClock } from '../test/helpers/ledger.ts';
 import { CommandRunner, requestHash, type CommandResult } from '../src/commands/run-command.ts';
-import { explainMemberUniqueKey, memberDecider, memberFolder, uniqueKeysOf } from '../src/commands/members.ts';
+import {
+  explainMemberUniqueKey,
+  memberDecider,
+  memberFolder,
+  uniqueKeysOf,
+} from '../src/commands/members.ts';
 import { loadStream } from '../src/commands/stream-loader.ts';
 import { memberStreamId } from '../src/commands/streams.ts';
 import { TenantDirectory } from '../src/commands/tenants.ts';
@@ -68,15 +73,28 @@ async function main(): Promise<void> {
         const orderId = `o-${order}`;
         await must(memberId, {
           type: 'RecordPurchase',
-          data: { orderId, storeId: 's1', lines: [{ sku: 'x', category: 'otc', quantity: 1, amountFen: 9_900 }], lotId: newId() },
+          data: {
+            orderId,
+            storeId: 's1',
+            lines: [{ sku: 'x', category: 'otc', quantity: 1, amountFen: 9_900 }],
+            lotId: newId(),
+          },
         });
         if (order % 3 === 0) {
           const holdId = newId();
           await must(memberId, { type: 'PlaceHold', data: { holdId, orderId, storeId: 's1', points: 20 } });
-          await must(memberId, order % 2 === 0 ? { type: 'CaptureHold', data: { holdId } } : { type: 'ReleaseHold', data: { holdId } });
+          await must(
+            memberId,
+            order % 2 === 0
+              ? { type: 'CaptureHold', data: { holdId } }
+              : { type: 'ReleaseHold', data: { holdId } },
+          );
         }
         if (order % 7 === 0) {
-          await must(memberId, { type: 'RefundPurchase', data: { refundId: newId(), orderId, storeId: 's1', amountFen: 3_300, lotId: newId() } });
+          await must(memberId, {
+            type: 'RefundPurchase',
+            data: { refundId: newId(), orderId, storeId: 's1', amountFen: 3_300, lotId: newId() },
+          });
         }
         if (order % 50 === 0) await must(memberId, { type: 'ExpireLots', data: { asOf: clock.nowIso() } });
       }
@@ -91,24 +109,51 @@ async function main(): Promise<void> {
 
     const newcomer = newId();
     await register(newcomer, '+8613900000002');
-    await must(newcomer, { type: 'AdjustPoints', data: { adjustmentId: 'seed-newcomer', points: 1_000_000, reason: 'bench', actor: 'bench', lotId: newId() } });
+    await must(newcomer, {
+      type: 'AdjustPoints',
+      data: {
+        adjustmentId: 'seed-newcomer',
+        points: 1_000_000,
+        reason: 'bench',
+        actor: 'bench',
+        lotId: newId(),
+      },
+    });
     for (const memberId of [veteran, heavy]) {
-      await must(memberId, { type: 'AdjustPoints', data: { adjustmentId: `seed-${memberId}`, points: 1_000_000, reason: 'bench', actor: 'bench', lotId: newId() } });
+      await must(memberId, {
+        type: 'AdjustPoints',
+        data: {
+          adjustmentId: `seed-${memberId}`,
+          points: 1_000_000,
+          reason: 'bench',
+          actor: 'bench',
+          lotId: newId(),
+        },
+      });
     }
 
     const measure = async (memberId: string) => {
       const latencies: number[] = [];
       for (let i = 0; i < SAMPLES; i++) {
         const t0 = performance.now();
-        await must(memberId, { type: 'RedeemPoints', data: { orderId: 'till-order', storeId: 's1', points: 1 } });
+        await must(memberId, {
+          type: 'RedeemPoints',
+          data: { orderId: 'till-order', storeId: 's1', points: 1 },
+        });
         latencies.push(performance.now() - t0);
       }
       return percentiles(latencies);
     };
     // Snapshot sizes before measuring (the measured redemptions add orders of their own).
     const snapshotBytes = async (memberId: string) =>
-      Buffer.byteLength(JSON.stringify((await loadStream(store, 'bench', memberStreamId(memberId), memberFolder)).state));
-    const sizes = { newcomer: await snapshotBytes(newcomer), veteran: await snapshotBytes(veteran), heavy: await snapshotBytes(heavy) };
+      Buffer.byteLength(
+        JSON.stringify((await loadStream(store, 'bench', memberStreamId(memberId), memberFolder)).state),
+      );
+    const sizes = {
+      newcomer: await snapshotBytes(newcomer),
+      veteran: await snapshotBytes(veteran),
+      heavy: await snapshotBytes(heavy),
+    };
     // Interleaved rounds, so no member gets a colder or a busier server than the others.
     const rounds = { newcomer: [] as number[], veteran: [] as number[], heavy: [] as number[] };
     for (let round = 0; round < 4; round++) {

@@ -11,7 +11,10 @@ const configSchema = z.object({
     .default('mysql://root@127.0.0.1:3306/points_ledger'),
   LEDGER_EVENT_STORE: z
     .string()
-    .regex(/^(sql|(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\/.+)$/, "'sql' or an esdb:// / kurrentdb:// connection string")
+    .regex(
+      /^(sql|(esdb|kurrentdb|esdb\+discover|kurrentdb\+discover):\/\/.+)$/,
+      "'sql' or an esdb:// / kurrentdb:// connection string",
+    )
     .default('sql'),
   PORT: z.coerce.number().int().min(1).max(65_535).default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),

@@ -53,7 +53,13 @@ export async function runMemberCommand(
       commandId: idempotency.key,
       // The same key must mean the same request: method, route, member, path parameters (the holdId of a
       // capture or release) and body.
-      requestHash: requestHash([request.method, route, spec.memberId, request.params ?? null, request.body ?? null]),
+      requestHash: requestHash([
+        request.method,
+        route,
+        spec.memberId,
+        request.params ?? null,
+        request.body ?? null,
+      ]),
       correlationId: request.id,
       actor: principal.keyId,
       uniqueKeys: uniqueKeysOf(command, spec.normalizedPhone),
@@ -82,7 +88,10 @@ export async function runMemberCommand(
 }
 
 /** A hold's store must be one of a pos key's stores (captures and releases name no store in the body). */
-export function holdStoreCheck(request: FastifyRequest, holdId: string): (state: MemberState) => Rejection | null {
+export function holdStoreCheck(
+  request: FastifyRequest,
+  holdId: string,
+): (state: MemberState) => Rejection | null {
   const principal = principalOf(request);
   return (state) => {
     if (!state.registered) return null;

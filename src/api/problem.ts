@@ -46,7 +46,12 @@ const TITLES: Record<string, string> = {
 
 export const PROBLEM_TYPE_BASE = 'https://points-ledger.dev/problems/';
 
-export function problem(status: number, code: string, detail: string, extra: Record<string, unknown> = {}): Problem {
+export function problem(
+  status: number,
+  code: string,
+  detail: string,
+  extra: Record<string, unknown> = {},
+): Problem {
   return { type: `${PROBLEM_TYPE_BASE}${code}`, title: TITLES[code] ?? code, status, detail, code, ...extra };
 }
 
@@ -57,7 +62,10 @@ export function rejectionProblem(rejection: Rejection): Problem {
   else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
   else if (rejection.extra !== undefined) Object.assign(extra, rejection.extra);
   // Not finding a member or an order is the generic not-found of the contract, with the domain's detail.
-  const code = rejection.code === 'member-not-found' || rejection.code === 'order-not-found' ? 'not-found' : rejection.code;
+  const code =
+    rejection.code === 'member-not-found' || rejection.code === 'order-not-found'
+      ? 'not-found'
+      : rejection.code;
   return problem(rejection.status, code, rejection.detail, extra);
 }
 

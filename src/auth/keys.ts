@@ -35,10 +35,12 @@ export async function createKey(
   input: { tenantId: string; role: Role; stores: readonly string[] },
 ): Promise<CreatedKey> {
   if (!TENANT_ID_PATTERN.test(input.tenantId)) throw new Error(`bad tenant id: ${input.tenantId}`);
-  if (input.role === 'pos' && input.stores.length === 0) throw new Error('a pos key needs at least one --store');
+  if (input.role === 'pos' && input.stores.length === 0)
+    throw new Error('a pos key needs at least one --store');
   if (input.role !== 'pos' && input.stores.length > 0) throw new Error('only pos keys are bound to stores');
   if (input.stores.length > KEY_STORES_MAX) throw new Error(`at most ${KEY_STORES_MAX} stores per key`);
-  for (const store of input.stores) if (!STORE_ID_PATTERN.test(store)) throw new Error(`bad store id: ${store}`);
+  for (const store of input.stores)
+    if (!STORE_ID_PATTERN.test(store)) throw new Error(`bad store id: ${store}`);
   const keyId = randomBytes(KEY_ID_BYTES).toString('hex');
   const secret = randomBytes(SECRET_BYTES).toString('base64url');
   await pool.query(
@@ -71,7 +73,11 @@ export class KeyVerifier {
     const parts = key.split('.');
     if (parts.length !== 4 || parts[0] !== KEY_PREFIX) return null;
     const [, tenantId = '', keyId = '', secret = ''] = parts;
-    if (!TENANT_ID_PATTERN.test(tenantId) || !/^[0-9a-f]{16}$/.test(keyId) || !/^[A-Za-z0-9_-]{43}$/.test(secret)) {
+    if (
+      !TENANT_ID_PATTERN.test(tenantId) ||
+      !/^[0-9a-f]{16}$/.test(keyId) ||
+      !/^[A-Za-z0-9_-]{43}$/.test(secret)
+    ) {
       return null;
     }
     const cacheKey = `${tenantId}.${keyId}`;

@@ -17,7 +17,16 @@ beforeAll(async () => {
   pos = await ledger.key('acme', 'pos', [store]);
   support = await ledger.key('acme', 'support');
   for (const [i, memberId] of members.entries()) {
-    expect((await post(ledger.app, pos, '/v1/members', { memberId, phone: `1390000000${i}`, storeId: store, channel: 'store' })).statusCode).toBe(201);
+    expect(
+      (
+        await post(ledger.app, pos, '/v1/members', {
+          memberId,
+          phone: `1390000000${i}`,
+          storeId: store,
+          channel: 'store',
+        })
+      ).statusCode,
+    ).toBe(201);
     const bought = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, {
       orderId: `o-${i}`,
       storeId: store,
@@ -28,13 +37,19 @@ beforeAll(async () => {
 });
 afterAll(async () => ledger.close());
 
-const balanceOf = async (memberId: string) => (await get(ledger.app, support, `/v1/members/${memberId}`)).json().points;
+const balanceOf = async (memberId: string) =>
+  (await get(ledger.app, support, `/v1/members/${memberId}`)).json().points;
 
 describe('ledger expire', () => {
   it('expires the lots due by as-of, keeps held points, and changes nothing when run again', async () => {
     // Member 1 holds 200 points at checkout just before the lots expire (2026 lots expire at 2028 local).
     ledger.clock.set('2027-12-31T15:50:00.000Z');
-    const hold = await post(ledger.app, pos, `/v1/members/${members[1]}/holds`, { orderId: 'late', storeId: store, points: 200, ttlSeconds: 3600 });
+    const hold = await post(ledger.app, pos, `/v1/members/${members[1]}/holds`, {
+      orderId: 'late',
+      storeId: store,
+      points: 200,
+      ttlSeconds: 3600,
+    });
     expect(hold.statusCode).toBe(201);
     ledger.clock.set('2027-12-31T16:30:00.000Z');
     await new Projector(ledger.runtime.pool, ledger.runtime.store).runOnce();

@@ -25,12 +25,16 @@ export interface SweepResult {
  * expiry); each member is then decided from its own authoritative state, so a stale candidate expires
  * nothing and a second run with the same asOf changes nothing.
  */
-export async function sweepExpiredLots(runtime: Runtime, tenantId: string, asOf: string): Promise<SweepResult> {
+export async function sweepExpiredLots(
+  runtime: Runtime,
+  tenantId: string,
+  asOf: string,
+): Promise<SweepResult> {
   const tenant = await runtime.tenants.get(tenantId);
   if (tenant === null) throw new Error(`tenant ${tenantId} does not exist`);
   const runId = newId();
   const result: SweepResult = { tenantId, membersChecked: 0, membersExpired: 0, lots: 0, points: 0 };
-  for (let after = ''; ; ) {
+  for (let after = ''; ;) {
     const members = await dueMembers(runtime.pool, tenantId, asOf, after);
     if (members.length === 0) return result;
     after = members[members.length - 1]!;
@@ -63,7 +67,8 @@ export async function sweepExpiredLots(runtime: Runtime, tenantId: string, asOf:
             },
           );
           result.membersChecked += 1;
-          if (!outcome.ok) throw new Error(`member ${memberId}: ${outcome.rejection.code}: ${outcome.rejection.detail}`);
+          if (!outcome.ok)
+            throw new Error(`member ${memberId}: ${outcome.rejection.code}: ${outcome.rejection.detail}`);
           const body = outcome.response.body as { lots: number; points: number };
           if (body.lots > 0) {
             result.membersExpired += 1;
@@ -76,7 +81,12 @@ export async function sweepExpiredLots(runtime: Runtime, tenantId: string, asOf:
   }
 }
 
-async function dueMembers(pool: Pool, tenantId: string, asOf: string, afterMemberId: string): Promise<string[]> {
+async function dueMembers(
+  pool: Pool,
+  tenantId: string,
+  asOf: string,
+  afterMemberId: string,
+): Promise<string[]> {
   const [rows] = await pool.query<RowDataPacket[]>(
     `SELECT DISTINCT member_id FROM member_lots WHERE tenant_id = ? AND expires_at <= ? AND remaining > 0 AND member_id > ?
      ORDER BY member_id LIMIT ?`,

@@ -51,10 +51,23 @@ afterAll(() => undefined);
 
 async function memberWithPoints(runner: CommandRunner, memberId: string, points: number): Promise<void> {
   const phone = `+86139${String(counter).padStart(8, '0')}`;
-  expect((await runOn(runner, memberId, { type: 'RegisterMember', data: { memberId, phone, storeId: 's1', channel: 'store' } })).ok).toBe(true);
+  expect(
+    (
+      await runOn(runner, memberId, {
+        type: 'RegisterMember',
+        data: { memberId, phone, storeId: 's1', channel: 'store' },
+      })
+    ).ok,
+  ).toBe(true);
   const credited = await runOn(runner, memberId, {
     type: 'AdjustPoints',
-    data: { adjustmentId: `seed-${memberId}`, points, reason: 'seed', actor: 'test', lotId: `lot-${memberId}` },
+    data: {
+      adjustmentId: `seed-${memberId}`,
+      points,
+      reason: 'seed',
+      actor: 'test',
+      lotId: `lot-${memberId}`,
+    },
   });
   expect(credited.ok).toBe(true);
 }
@@ -69,7 +82,10 @@ describe('commands under concurrency, on the real database', () => {
     await memberWithPoints(runners[0]!, memberId, 10);
     const results = await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        runOn(runners[i % 2]!, memberId, { type: 'RedeemPoints', data: { orderId: `o-${i}`, storeId: 's1', points: 1 } }),
+        runOn(runners[i % 2]!, memberId, {
+          type: 'RedeemPoints',
+          data: { orderId: `o-${i}`, storeId: 's1', points: 1 },
+        }),
       ),
     );
     const succeeded = results.filter((r) => r.ok).length;
@@ -89,15 +105,23 @@ describe('commands under concurrency, on the real database', () => {
     const memberId = 'm-history';
     await memberWithPoints(runner, memberId, 1_000);
     for (let i = 0; i < 30; i++) {
-      expect((await runOn(runner, memberId, { type: 'RedeemPoints', data: { orderId: `h-${i}`, storeId: 's1', points: 1 } })).ok).toBe(true);
+      expect(
+        (
+          await runOn(runner, memberId, {
+            type: 'RedeemPoints',
+            data: { orderId: `h-${i}`, storeId: 's1', points: 1 },
+          })
+        ).ok,
+      ).toBe(true);
     }
     const loaded = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
     expect(loaded.fromSnapshot).toBe(true);
     expect(loaded.version).toBe(32);
     // With the snapshot gone, the same state is rebuilt from the events.
-    await database.current.pool.query('UPDATE streams SET snapshot = NULL, snapshot_schema = NULL WHERE stream_id = ?', [
-      memberStreamId(memberId),
-    ]);
+    await database.current.pool.query(
+      'UPDATE streams SET snapshot = NULL, snapshot_schema = NULL WHERE stream_id = ?',
+      [memberStreamId(memberId)],
+    );
     const rebuilt = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
     expect(rebuilt.fromSnapshot).toBe(false);
     expect(rebuilt.state).toEqual(loaded.state);
@@ -110,7 +134,10 @@ describe('commands under concurrency, on the real database', () => {
     const memberId = 'm-rejected';
     await memberWithPoints(runner, memberId, 5);
     const before = await store.readStream('acme', memberStreamId(memberId));
-    const rejected = await runOn(runner, memberId, { type: 'RedeemPoints', data: { orderId: 'x', storeId: 's1', points: 6 } });
+    const rejected = await runOn(runner, memberId, {
+      type: 'RedeemPoints',
+      data: { orderId: 'x', storeId: 's1', points: 6 },
+    });
     expect(rejected.ok).toBe(false);
     expect(await store.readStream('acme', memberStreamId(memberId))).toEqual(before);
   });

@@ -52,7 +52,8 @@ export interface Response {
   body: unknown;
 }
 
-export type CommandResult = { ok: true; response: Response; replayed: boolean } | { ok: false; rejection: Rejection };
+export type CommandResult =
+  { ok: true; response: Response; replayed: boolean } | { ok: false; rejection: Rejection };
 
 export interface CommandHandlers<S, E> {
   /** Checked against the loaded state before deciding (e.g. a pos key may capture only its stores' holds). */
@@ -130,7 +131,11 @@ export class CommandRunner {
         const standing = await this.store.recordRejection(
           envelope.tenantId,
           envelope.streamId,
-          { commandId: envelope.commandId, requestHash: envelope.requestHash, response: handlers.refusalResponse(refusal) },
+          {
+            commandId: envelope.commandId,
+            requestHash: envelope.requestHash,
+            response: handlers.refusalResponse(refusal),
+          },
           this.clock.nowIso(),
         );
         return standing ? replay(standing, envelope) : result;
@@ -171,15 +176,21 @@ export class CommandRunner {
         return { ok: true, response, replayed: false };
       } catch (error) {
         if (error instanceof DuplicateCommandError) return replay(error.record, envelope);
-        if (error instanceof UniqueKeyError) return { ok: false, rejection: handlers.explainUniqueKey(error.key, error.streamId) };
+        if (error instanceof UniqueKeyError)
+          return { ok: false, rejection: handlers.explainUniqueKey(error.key, error.streamId) };
         if (error instanceof ConcurrencyError) {
           if (attempt >= COMMAND_CONFLICT_RETRIES_MAX) {
             return {
               ok: false,
-              rejection: applicationError('concurrency-conflict', 'the member changed concurrently; retry the request'),
+              rejection: applicationError(
+                'concurrency-conflict',
+                'the member changed concurrently; retry the request',
+              ),
             };
           }
-          await new Promise((resolve) => setTimeout(resolve, Math.random() * CONFLICT_BACKOFF_MS_PER_ATTEMPT * attempt));
+          await new Promise((resolve) =>
+            setTimeout(resolve, Math.random() * CONFLICT_BACKOFF_MS_PER_ATTEMPT * attempt),
+          );
           continue;
         }
         throw error;

@@ -42,7 +42,10 @@ export async function loadStream<S, E>(
   let state = usable ? (head.snapshot!.state as S) : folder.initialState();
   let version = usable ? head.snapshotVersion : 0;
   for (;;) {
-    const page = await store.readStream(tenantId, streamId, { fromVersion: version + 1, limit: REBUILD_PAGE_EVENTS });
+    const page = await store.readStream(tenantId, streamId, {
+      fromVersion: version + 1,
+      limit: REBUILD_PAGE_EVENTS,
+    });
     for (const recorded of page) {
       state = folder.evolve(state, toDomainEvent<E>(recorded));
       version = recorded.streamVersion;

@@ -4,7 +4,12 @@ import type { ProgrammeInput } from '../domain/programme.ts';
 import type { TenantCommand } from '../domain/tenant/commands.ts';
 import { decideTenant } from '../domain/tenant/decider.ts';
 import type { TenantEvent } from '../domain/tenant/events.ts';
-import { evolveTenant, initialTenantState, tenantContextOf, type TenantState } from '../domain/tenant/state.ts';
+import {
+  evolveTenant,
+  initialTenantState,
+  tenantContextOf,
+  type TenantState,
+} from '../domain/tenant/state.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { applicationError } from './errors.ts';
@@ -69,7 +74,11 @@ export class TenantDirectory {
   }
 
   async changeProgramme(tenantId: string, programme: ProgrammeInput): Promise<CommandResult> {
-    return this.execute(tenantId, { type: 'ChangeProgramme', data: { programme } }, `change-programme:${newId()}`);
+    return this.execute(
+      tenantId,
+      { type: 'ChangeProgramme', data: { programme } },
+      `change-programme:${newId()}`,
+    );
   }
 
   private async execute(tenantId: string, command: TenantCommand, commandId: string): Promise<CommandResult> {

@@ -26,18 +26,23 @@ describe('schema migrations', () => {
   });
 
   it('refuses a migration whose text changed after it was applied', async () => {
-    const changed = migrations.map((m) => (m.version === 1 ? { ...m, statements: [...m.statements, 'SELECT 1'] } : m));
+    const changed = migrations.map((m) =>
+      m.version === 1 ? { ...m, statements: [...m.statements, 'SELECT 1'] } : m,
+    );
     await expect(migrate(database.current.pool, changed)).rejects.toThrow(/changed after it was applied/);
   });
 
-  it.each(migrations.map((m) => [m.version, m.name, m] as const))('migration %i (%s) creates its tables', async (_v, _n, m) => {
-    const [rows] = await database.current.pool.query<RowDataPacket[]>(
-      'SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()',
-    );
-    const tables = new Set(rows.map((r) => String(r['t'])));
-    for (const statement of m.statements) {
-      const match = /CREATE TABLE IF NOT EXISTS (\w+)/.exec(statement);
-      if (match) expect(tables.has(match[1]!)).toBe(true);
-    }
-  });
+  it.each(migrations.map((m) => [m.version, m.name, m] as const))(
+    'migration %i (%s) creates its tables',
+    async (_v, _n, m) => {
+      const [rows] = await database.current.pool.query<RowDataPacket[]>(
+        'SELECT table_name AS t FROM information_schema.tables WHERE table_schema = DATABASE()',
+      );
+      const tables = new Set(rows.map((r) => String(r['t'])));
+      for (const statement of m.statements) {
+        const match = /CREATE TABLE IF NOT EXISTS (\w+)/.exec(statement);
+        if (match) expect(tables.has(match[1]!)).toBe(true);
+      }
+    },
+  );
 });

@@ -22,7 +22,10 @@ export interface MigrateResult {
  * since it was applied stops the run (a schema is never silently different from the code's idea of it).
  * A named lock serialises migrators; every statement is itself idempotent, so a crash midway is safe to rerun.
  */
-export async function migrate(pool: Pool, migrations: readonly Migration[] = allMigrations): Promise<MigrateResult> {
+export async function migrate(
+  pool: Pool,
+  migrations: readonly Migration[] = allMigrations,
+): Promise<MigrateResult> {
   const connection = await pool.getConnection();
   try {
     const [lockRows] = await connection.query<RowDataPacket[]>('SELECT GET_LOCK(?, ?) AS locked', [
@@ -37,7 +40,9 @@ export async function migrate(pool: Pool, migrations: readonly Migration[] = all
         checksum CHAR(64) NOT NULL,
         applied_at DATETIME(3) NOT NULL
       ) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`);
-      const [rows] = await connection.query<RowDataPacket[]>('SELECT version, checksum FROM schema_migrations');
+      const [rows] = await connection.query<RowDataPacket[]>(
+        'SELECT version, checksum FROM schema_migrations',
+      );
       const appliedChecksums = new Map(rows.map((row) => [Number(row['version']), String(row['checksum'])]));
       const applied: number[] = [];
       for (const migration of migrations) {
@@ -45,7 +50,9 @@ export async function migrate(pool: Pool, migrations: readonly Migration[] = all
         const existing = appliedChecksums.get(migration.version);
         if (existing !== undefined) {
           if (existing !== checksum) {
-            throw new Error(`migration ${migration.version} (${migration.name}) changed after it was applied`);
+            throw new Error(
+              `migration ${migration.version} (${migration.name}) changed after it was applied`,
+            );
           }
           continue;
         }

@@ -16,7 +16,8 @@ export interface DatabaseTarget {
 
 export function parseDatabaseUrl(url: string): DatabaseTarget {
   const parsed = new URL(url);
-  if (parsed.protocol !== 'mysql:') throw new Error(`LEDGER_DATABASE_URL must be mysql://, got ${parsed.protocol}`);
+  if (parsed.protocol !== 'mysql:')
+    throw new Error(`LEDGER_DATABASE_URL must be mysql://, got ${parsed.protocol}`);
   const database = decodeURIComponent(parsed.pathname.replace(/^\//, ''));
   if (!/^[A-Za-z0-9_]{1,64}$/.test(database)) {
     throw new Error(`LEDGER_DATABASE_URL must name a database of letters, digits and _ (got '${database}')`);
@@ -133,7 +134,10 @@ export function flavourOf(version: string): ServerFlavour {
 }
 
 /** Runs fn in one transaction; rolls back on any throw. */
-export async function inTransaction<T>(pool: Pool, fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: Pool,
+  fn: (connection: PoolConnection) => Promise<T>,
+): Promise<T> {
   const connection = await pool.getConnection();
   try {
     await connection.beginTransaction();
@@ -152,7 +156,8 @@ export async function inTransaction<T>(pool: Pool, fn: (connection: PoolConnecti
 
 /** A SQL integer (number, numeric string from SUM/DECIMAL, or bigint) as a safe JS integer, or a loud failure. */
 export function sqlInt(value: unknown): number {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : Number(value ?? 0);
+  const n =
+    typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : Number(value ?? 0);
   if (!Number.isSafeInteger(n)) throw new Error(`expected a safe integer from SQL, got ${String(value)}`);
   return n;
 }

@@ -55,12 +55,19 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
       const head = await store().streamHead(tenantId, 'member-a');
       expect(head?.version).toBe(3);
       expect(verifier.finish(head ?? undefined)).toEqual([]);
-      expect((await store().readStream(tenantId, 'member-a', { fromVersion: 3 })).map((e) => e.type)).toEqual(['C']);
+      expect((await store().readStream(tenantId, 'member-a', { fromVersion: 3 })).map((e) => e.type)).toEqual(
+        ['C'],
+      );
     });
 
     it('lets exactly one of two writers at the same expected version win', async () => {
       const tenantId = freshTenant();
-      await store().append({ tenantId, streamId: 's', expectedVersion: 'no-stream', events: [event(tenantId)] });
+      await store().append({
+        tenantId,
+        streamId: 's',
+        expectedVersion: 'no-stream',
+        events: [event(tenantId)],
+      });
       const results = await Promise.allSettled([
         store().append({ tenantId, streamId: 's', expectedVersion: 1, events: [event(tenantId, 'X')] }),
         store().append({ tenantId, streamId: 's', expectedVersion: 1, events: [event(tenantId, 'Y')] }),
@@ -75,7 +82,12 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
 
     it('refuses a stream that exists when no stream is expected, and a wrong version', async () => {
       const tenantId = freshTenant();
-      await store().append({ tenantId, streamId: 's', expectedVersion: 'no-stream', events: [event(tenantId)] });
+      await store().append({
+        tenantId,
+        streamId: 's',
+        expectedVersion: 'no-stream',
+        events: [event(tenantId)],
+      });
       await expect(
         store().append({ tenantId, streamId: 's', expectedVersion: 'no-stream', events: [event(tenantId)] }),
       ).rejects.toBeInstanceOf(ConcurrencyError);
@@ -85,7 +97,12 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
       await expect(
         store().append({ tenantId, streamId: 'missing', expectedVersion: 1, events: [event(tenantId)] }),
       ).rejects.toBeInstanceOf(ConcurrencyError);
-      const any = await store().append({ tenantId, streamId: 's', expectedVersion: 'any', events: [event(tenantId)] });
+      const any = await store().append({
+        tenantId,
+        streamId: 's',
+        expectedVersion: 'any',
+        events: [event(tenantId)],
+      });
       expect(any.streamVersion).toBe(2);
     });
 
@@ -115,8 +132,18 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
 
     it('writes nothing for a command id recorded before, and returns the first outcome', async () => {
       const tenantId = freshTenant();
-      const command = { commandId: 'idem-1', requestHash: 'a'.repeat(64), response: { status: 201, body: { ok: 1 } } };
-      await store().append({ tenantId, streamId: 's', expectedVersion: 'any', events: [event(tenantId)], command });
+      const command = {
+        commandId: 'idem-1',
+        requestHash: 'a'.repeat(64),
+        response: { status: 201, body: { ok: 1 } },
+      };
+      await store().append({
+        tenantId,
+        streamId: 's',
+        expectedVersion: 'any',
+        events: [event(tenantId)],
+        command,
+      });
       const second = store().append({
         tenantId,
         streamId: 's',
@@ -130,7 +157,13 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
       expect(await store().readStream(tenantId, 's')).toHaveLength(1);
       // The same command id in another tenant is another command.
       const otherTenant = freshTenant();
-      await store().append({ tenantId: otherTenant, streamId: 's', expectedVersion: 'any', events: [event(otherTenant)], command });
+      await store().append({
+        tenantId: otherTenant,
+        streamId: 's',
+        expectedVersion: 'any',
+        events: [event(otherTenant)],
+        command,
+      });
       expect(await store().readStream(otherTenant, 's')).toHaveLength(1);
     });
 
@@ -143,7 +176,12 @@ export function eventStoreContract(name: string, store: () => EventStore): void 
         streams.map(async (streamId) => {
           for (let version = 0; version < 5; version++) {
             const events = [event(tenantId, 'E', { streamId, version })];
-            await store().append({ tenantId, streamId, expectedVersion: version === 0 ? 'no-stream' : version, events });
+            await store().append({
+              tenantId,
+              streamId,
+              expectedVersion: version === 0 ? 'no-stream' : version,
+              events,
+            });
             appended.add(events[0]!.eventId);
           }
         }),

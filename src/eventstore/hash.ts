@@ -31,7 +31,12 @@ export function streamHash(previous: string, input: StreamHashInput): string {
   return createHash('sha256').update(previous).update('\n').update(content).digest('hex');
 }
 
-export function partitionHash(previous: string, partition: number, position: number, eventStreamHash: string): string {
+export function partitionHash(
+  previous: string,
+  partition: number,
+  position: number,
+  eventStreamHash: string,
+): string {
   return createHash('sha256')
     .update(previous)
     .update('\n')

@@ -115,7 +115,12 @@ export interface EventStore {
   append(request: AppendRequest): Promise<AppendResult>;
   readStream(tenantId: string, streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /** Events of one partition with position > afterPosition, in position order, at most limit. */
-  readLog(tenantId: string, partition: number, afterPosition: number, limit: number): Promise<RecordedEvent[]>;
+  readLog(
+    tenantId: string,
+    partition: number,
+    afterPosition: number,
+    limit: number,
+  ): Promise<RecordedEvent[]>;
   streamHead(tenantId: string, streamId: string): Promise<StreamHead | null>;
   partitionHeads(tenantId: string): Promise<PartitionHead[]>;
   findCommand(tenantId: string, commandId: string): Promise<CommandRecord | null>;

@@ -11,7 +11,12 @@ describe('snapshot codec', () => {
   it('compresses large states and reads them back exactly', () => {
     const state = {
       balance: 123,
-      orders: Array.from({ length: 300 }, (_, i) => ({ orderId: `order-${i}`, refundedFen: i, refundIds: [], note: 'é"\u2028' })),
+      orders: Array.from({ length: 300 }, (_, i) => ({
+        orderId: `order-${i}`,
+        refundedFen: i,
+        refundIds: [],
+        note: 'é"\u2028',
+      })),
     };
     const encoded = encodeSnapshot(state);
     expect(encoded.startsWith('z:')).toBe(true);

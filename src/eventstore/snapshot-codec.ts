@@ -18,5 +18,7 @@ export function encodeSnapshot(state: unknown): string {
 
 export function decodeSnapshot(text: string): unknown {
   if (!text.startsWith(COMPRESSED_PREFIX)) return JSON.parse(text) as unknown;
-  return JSON.parse(inflateRawSync(Buffer.from(text.slice(COMPRESSED_PREFIX.length), 'base64')).toString('utf8')) as unknown;
+  return JSON.parse(
+    inflateRawSync(Buffer.from(text.slice(COMPRESSED_PREFIX.length), 'base64')).toString('utf8'),
+  ) as unknown;
 }

@@ -148,7 +148,13 @@ describe('projector: read models equal a fresh replay', () => {
       'SELECT phone_masked, tier, balance, held, version FROM member_accounts WHERE tenant_id = ? AND member_id = ?',
       [tenantId, 'm-view'],
     );
-    expect(accounts[0]).toMatchObject({ phone_masked: '+86138****5678', tier: 'standard', balance: 810, held: 300, version: 4 });
+    expect(accounts[0]).toMatchObject({
+      phone_masked: '+86138****5678',
+      tier: 'standard',
+      balance: 810,
+      held: 300,
+      version: 4,
+    });
 
     await member.run('2026-02-01T03:06:00.000Z', {
       type: 'CaptureHold',

@@ -85,7 +85,11 @@ export async function post(
   return app.inject({
     method: 'POST',
     url,
-    headers: { authorization: `Bearer ${key}`, 'idempotency-key': idempotencyKey, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${key}`,
+      'idempotency-key': idempotencyKey,
+      'content-type': 'application/json',
+    },
     payload: JSON.stringify(body),
   });
 }

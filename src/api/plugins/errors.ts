@@ -14,7 +14,10 @@ interface ValidationEntry {
  */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(404, 'not-found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+    sendProblem(
+      reply,
+      problem(404, 'not-found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+    ),
   );
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -25,14 +28,19 @@ export function registerErrorHandling(app: FastifyInstance): void {
         // An unknown field is reported on its own path, so the list names every offending field.
         const unknownKeys = entry.keyword === 'unrecognized_keys' ? entry.params?.['keys'] : undefined;
         if (Array.isArray(unknownKeys) && unknownKeys.length > 0) {
-          return unknownKeys.map((key) => ({ path: [...path, String(key)].join('.'), message: 'unknown field' }));
+          return unknownKeys.map((key) => ({
+            path: [...path, String(key)].join('.'),
+            message: 'unknown field',
+          }));
         }
         return [{ path: path.join('.'), message: entry.message ?? 'invalid' }];
       });
       const first = errors[0];
       return sendProblem(
         reply,
-        problem(400, 'validation-failed', first ? `${first.path}: ${first.message}` : 'invalid request', { errors }),
+        problem(400, 'validation-failed', first ? `${first.path}: ${first.message}` : 'invalid request', {
+          errors,
+        }),
       );
     }
     switch (error.code) {
@@ -40,7 +48,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
         return sendProblem(
           reply,
-          problem(400, 'validation-failed', 'the body is not valid JSON', { errors: [{ path: 'body', message: 'malformed JSON' }] }),
+          problem(400, 'validation-failed', 'the body is not valid JSON', {
+            errors: [{ path: 'body', message: 'malformed JSON' }],
+          }),
         );
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return sendProblem(reply, problem(413, 'payload-too-large', 'the body exceeds the size limit'));
@@ -60,12 +70,18 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return sendProblem(reply, problem(429, 'rate-limited', 'too many requests for this key; slow down'));
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      return sendProblem(reply, problem(error.statusCode, 'validation-failed', 'the request could not be read', {
-        errors: [{ path: 'request', message: 'unreadable request' }],
-      }));
+      return sendProblem(
+        reply,
+        problem(error.statusCode, 'validation-failed', 'the request could not be read', {
+          errors: [{ path: 'request', message: 'unreadable request' }],
+        }),
+      );
     }
     request.log.error({ err: error }, 'request failed');
-    return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
+    return sendProblem(
+      reply,
+      problem(500, 'internal-error', `internal error; quote request id ${request.id}`),
+    );
   });
 }
 
@@ -74,12 +90,21 @@ export function registerErrorHandling(app: FastifyInstance): void {
  * length limit) never reach the error handler; passed as the `frameworkErrors` option they answer as
  * problem+json like every other error.
  */
-export function frameworkErrorProblem(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function frameworkErrorProblem(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
   if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
     return sendProblem(
       reply,
       problem(400, 'validation-failed', 'the URL could not be read', {
-        errors: [{ path: 'url', message: error.code === 'FST_ERR_BAD_URL' ? 'not a valid URL' : 'a path segment is too long' }],
+        errors: [
+          {
+            path: 'url',
+            message: error.code === 'FST_ERR_BAD_URL' ? 'not a valid URL' : 'a path segment is too long',
+          },
+        ],
       }),
     );
   }

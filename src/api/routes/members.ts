@@ -17,7 +17,12 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
     '/members',
     {
       config: { roles: ['pos'] },
-      schema: { tags: ['members'], summary: 'Register a member', body: registerBody, response: { 201: memberView } },
+      schema: {
+        tags: ['members'],
+        summary: 'Register a member',
+        body: registerBody,
+        response: { 201: memberView },
+      },
     },
     async (request, reply) => {
       const body = request.body;
@@ -52,11 +57,22 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
     '/members/:memberId',
     {
       config: { roles: ['pos', 'support', 'auditor'] },
-      schema: { tags: ['members'], summary: 'A member view', params: memberIdParams, response: { 200: memberView } },
+      schema: {
+        tags: ['members'],
+        summary: 'A member view',
+        params: memberIdParams,
+        response: { 200: memberView },
+      },
     },
     async (request, reply) => {
       const { tenantId } = principalOf(request);
-      const view = await readMemberView(runtime.store, runtime.pool, tenantId, request.params.memberId, runtime.clock.nowIso());
+      const view = await readMemberView(
+        runtime.store,
+        runtime.pool,
+        tenantId,
+        request.params.memberId,
+        runtime.clock.nowIso(),
+      );
       return view === null ? sendProblem(reply, problem(404, 'not-found', NOT_FOUND_DETAIL)) : view;
     },
   );
@@ -65,7 +81,12 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
     '/members',
     {
       config: { roles: ['pos', 'support', 'auditor'] },
-      schema: { tags: ['members'], summary: 'Find a member by phone', querystring: lookupQuery, response: { 200: memberView } },
+      schema: {
+        tags: ['members'],
+        summary: 'Find a member by phone',
+        querystring: lookupQuery,
+        response: { 200: memberView },
+      },
     },
     async (request, reply) => {
       const { tenantId } = principalOf(request);

@@ -9,7 +9,11 @@ export function registerOperationalRoutes(app: FastifyInstance, runtime: Runtime
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
     const current = await schemaIsCurrent(runtime.pool);
-    if (!current) return sendProblem(reply, problem(503, 'service-unavailable', 'database unreachable or schema not current'));
+    if (!current)
+      return sendProblem(
+        reply,
+        problem(503, 'service-unavailable', 'database unreachable or schema not current'),
+      );
     return { status: 'ready' };
   });
 

@@ -30,7 +30,10 @@ function balances(state: MemberState, now: string): { balance: number; available
   return { balance: view.balance, available: view.available };
 }
 
-function eventOf<T extends MemberEvent['type']>(events: readonly MemberEvent[], type: T): Extract<MemberEvent, { type: T }> {
+function eventOf<T extends MemberEvent['type']>(
+  events: readonly MemberEvent[],
+  type: T,
+): Extract<MemberEvent, { type: T }> {
   const found = events.find((event) => event.type === type);
   if (found === undefined) throw new Error(`the decision has no ${type} event`);
   return found as Extract<MemberEvent, { type: T }>;
@@ -112,7 +115,12 @@ export function registerPointsRoutes(parent: FastifyInstance, runtime: Runtime):
             const held = eventOf(events, 'PointsHeld').data;
             return {
               status: 201,
-              body: { holdId, points: held.points, expiresAt: held.expiresAt, available: balances(state, now).available },
+              body: {
+                holdId,
+                points: held.points,
+                expiresAt: held.expiresAt,
+                available: balances(state, now).available,
+              },
             };
           },
         };
@@ -189,7 +197,10 @@ export function registerPointsRoutes(parent: FastifyInstance, runtime: Runtime):
       return runMemberCommand(runtime, request, reply, () => ({
         memberId: request.params.memberId,
         storeId: body.storeId,
-        command: { type: 'RedeemPoints', data: { orderId: body.orderId, storeId: body.storeId, points: body.points } },
+        command: {
+          type: 'RedeemPoints',
+          data: { orderId: body.orderId, storeId: body.storeId, points: body.points },
+        },
         respond: ({ events, state, now }) => ({
           status: 201,
           body: { pointsRedeemed: eventOf(events, 'PointsRedeemed').data.points, ...balances(state, now) },
@@ -229,7 +240,11 @@ export function registerPointsRoutes(parent: FastifyInstance, runtime: Runtime):
           const refund = eventOf(events, 'PurchaseRefunded').data;
           return {
             status: 201,
-            body: { pointsReversed: refund.pointsReversed, pointsRestored: refund.pointsRestored, ...balances(state, now) },
+            body: {
+              pointsReversed: refund.pointsReversed,
+              pointsRestored: refund.pointsRestored,
+              ...balances(state, now),
+            },
           };
         },
       }));

@@ -48,16 +48,20 @@ export function registerReadRoutes(parent: FastifyInstance, runtime: Runtime): v
         );
       }
       const head = await runtime.store.streamHead(tenantId, memberStreamId(memberId));
-      if (head === null) return sendProblem(reply, problem(404, 'not-found', 'no such member in this tenant'));
-      const from = query.from === undefined ? undefined : normalizeIsoInstant(query.from) ?? undefined;
-      const to = query.to === undefined ? undefined : normalizeIsoInstant(query.to) ?? undefined;
+      if (head === null)
+        return sendProblem(reply, problem(404, 'not-found', 'no such member in this tenant'));
+      const from = query.from === undefined ? undefined : (normalizeIsoInstant(query.from) ?? undefined);
+      const to = query.to === undefined ? undefined : (normalizeIsoInstant(query.to) ?? undefined);
       const page = await readLedgerPage(runtime.store, tenantId, memberId, {
         ...(from === undefined ? {} : { from }),
         ...(to === undefined ? {} : { to }),
         limit: query.limit,
         afterVersion,
       });
-      return { entries: page.entries, nextCursor: page.nextVersion === null ? null : encodeCursor(page.nextVersion) };
+      return {
+        entries: page.entries,
+        nextCursor: page.nextVersion === null ? null : encodeCursor(page.nextVersion),
+      };
     },
   );
 

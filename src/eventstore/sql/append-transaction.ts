@@ -82,7 +82,11 @@ async function appendBatchOrThrow(
   }
 
   const outcomes: AppendOutcome[] = new Array<AppendOutcome>(requests.length);
-  const accepted: { index: number; request: AppendRequest; head: { version: number; lastHash: string } | undefined }[] = [];
+  const accepted: {
+    index: number;
+    request: AppendRequest;
+    head: { version: number; lastHash: string } | undefined;
+  }[] = [];
   requests.forEach((request, index) => {
     const head = heads.get(`${request.tenantId}\u0000${request.streamId}`);
     const conflict = versionConflict(request, head?.version ?? null);
@@ -117,7 +121,12 @@ async function appendBatchOrThrow(
     });
   }
   const keys = accepted.flatMap(({ request }) =>
-    [...new Set(request.uniqueKeys ?? [])].map((key) => [request.tenantId, key, request.streamId, request.command?.commandId ?? null]),
+    [...new Set(request.uniqueKeys ?? [])].map((key) => [
+      request.tenantId,
+      key,
+      request.streamId,
+      request.command?.commandId ?? null,
+    ]),
   );
   if (keys.length > 0) {
     keys.sort((a, b) => `${a[0]}\u0000${a[1]}`.localeCompare(`${b[0]}\u0000${b[1]}`));
@@ -148,7 +157,13 @@ async function appendBatchOrThrow(
       previousStreamHash = eventStreamHash;
       return { event, streamVersion, dataJson, metadataJson, streamHash: eventStreamHash };
     });
-    return { index, request, events, lastHash: previousStreamHash, newVersion: firstVersion + request.events.length - 1 };
+    return {
+      index,
+      request,
+      events,
+      lastHash: previousStreamHash,
+      newVersion: firstVersion + request.events.length - 1,
+    };
   });
   second.push({
     sql: `INSERT INTO streams (tenant_id, stream_id, partition_no, version, last_hash, snapshot_schema, snapshot, updated_at)
@@ -196,45 +211,53 @@ async function appendBatchOrThrow(
   for (const { index, request, events, newVersion } of prepared) {
     const partition = partitionOf(request.streamId, partitions);
     const partitionHead = partitionHeads.get(`${request.tenantId}\u0000${partition}`);
-    if (partitionHead === undefined) throw new Error(`log partition ${request.tenantId}/${partition} is missing`);
-    const recorded: RecordedEvent[] = events.map(({ event, streamVersion, dataJson, metadataJson, streamHash: eventStreamHash }) => {
-      const position = partitionHead.next;
-      const eventPartitionHash = partitionHash(partitionHead.lastHash, partition, position, eventStreamHash);
-      const recordedAtSql = isoToSqlTime(event.metadata.recordedAt);
-      eventValues.push(
-        request.tenantId,
-        partition,
-        position,
-        request.streamId,
-        streamVersion,
-        event.eventId,
-        event.type,
-        dataJson,
-        metadataJson,
-        recordedAtSql,
-        eventStreamHash,
-        eventPartitionHash,
-      );
-      eventCount += 1;
-      partitionHead.next = position + 1;
-      partitionHead.lastHash = eventPartitionHash;
-      return {
-        eventId: event.eventId,
-        type: event.type,
-        data: event.data,
-        metadata: event.metadata,
-        tenantId: request.tenantId,
-        streamId: request.streamId,
-        streamVersion,
-        partition,
-        position,
-        recordedAt: sqlTimeToIso(recordedAtSql),
-        streamHash: eventStreamHash,
-        partitionHash: eventPartitionHash,
-        dataJson,
-        metadataJson,
-      };
-    });
+    if (partitionHead === undefined)
+      throw new Error(`log partition ${request.tenantId}/${partition} is missing`);
+    const recorded: RecordedEvent[] = events.map(
+      ({ event, streamVersion, dataJson, metadataJson, streamHash: eventStreamHash }) => {
+        const position = partitionHead.next;
+        const eventPartitionHash = partitionHash(
+          partitionHead.lastHash,
+          partition,
+          position,
+          eventStreamHash,
+        );
+        const recordedAtSql = isoToSqlTime(event.metadata.recordedAt);
+        eventValues.push(
+          request.tenantId,
+          partition,
+          position,
+          request.streamId,
+          streamVersion,
+          event.eventId,
+          event.type,
+          dataJson,
+          metadataJson,
+          recordedAtSql,
+          eventStreamHash,
+          eventPartitionHash,
+        );
+        eventCount += 1;
+        partitionHead.next = position + 1;
+        partitionHead.lastHash = eventPartitionHash;
+        return {
+          eventId: event.eventId,
+          type: event.type,
+          data: event.data,
+          metadata: event.metadata,
+          tenantId: request.tenantId,
+          streamId: request.streamId,
+          streamVersion,
+          partition,
+          position,
+          recordedAt: sqlTimeToIso(recordedAtSql),
+          streamHash: eventStreamHash,
+          partitionHash: eventPartitionHash,
+          dataJson,
+          metadataJson,
+        };
+      },
+    );
     outcomes[index] = { ok: true, result: { streamVersion: newVersion, events: recorded } };
   }
 
@@ -266,5 +289,7 @@ function versionConflict(request: AppendRequest, currentVersion: number | null):
   if (expected === 'no-stream' || expected === 0) {
     return currentVersion === null ? null : new ConcurrencyError(request.streamId, expected, currentVersion);
   }
-  return currentVersion === expected ? null : new ConcurrencyError(request.streamId, expected, currentVersion);
+  return currentVersion === expected
+    ? null
+    : new ConcurrencyError(request.streamId, expected, currentVersion);
 }

@@ -36,7 +36,11 @@ function streamsInPartitions(): { sameA: string; sameB: string; other: string } 
 }
 
 /** A consumer as the projector runs it: per-partition checkpoints, reading forward. */
-async function drain(store: EventStore, tenantId: string, checkpoints: Map<number, number>): Promise<RecordedEvent[]> {
+async function drain(
+  store: EventStore,
+  tenantId: string,
+  checkpoints: Map<number, number>,
+): Promise<RecordedEvent[]> {
   const seen: RecordedEvent[] = [];
   for (let partition = 0; partition < store.partitions; partition++) {
     let after = checkpoints.get(partition) ?? 0;
@@ -68,15 +72,35 @@ describe('sql event store: commit order', () => {
     const plain = new SqlEventStore(database.current.pool);
     const checkpoints = new Map<number, number>();
     // Partition rows exist before the race so both writers contend only on the rows that matter.
-    await plain.append({ tenantId, streamId: 'warm-up', expectedVersion: 'no-stream', events: [newEvent(tenantId)] });
+    await plain.append({
+      tenantId,
+      streamId: 'warm-up',
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId)],
+    });
     await drain(plain, tenantId, checkpoints);
 
     // A takes its position first and holds its transaction open just before COMMIT.
-    const first = holding.append({ tenantId, streamId: sameA, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'A')] });
+    const first = holding.append({
+      tenantId,
+      streamId: sameA,
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId, 'A')],
+    });
     await reachedCommit;
     // B in another partition commits while A is still open; C in A's partition must wait behind A.
-    await plain.append({ tenantId, streamId: other, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'B')] });
-    const third = plain.append({ tenantId, streamId: sameB, expectedVersion: 'no-stream', events: [newEvent(tenantId, 'C')] });
+    await plain.append({
+      tenantId,
+      streamId: other,
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId, 'B')],
+    });
+    const third = plain.append({
+      tenantId,
+      streamId: sameB,
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId, 'C')],
+    });
     await new Promise((resolve) => setTimeout(resolve, 200));
 
     const early = await drain(plain, tenantId, checkpoints);
@@ -99,7 +123,12 @@ describe('sql event store: tamper detection with direct SQL', () => {
   async function seed(streamId: string, count: number): Promise<void> {
     const store = new SqlEventStore(database.current.pool);
     for (let i = 0; i < count; i++) {
-      await store.append({ tenantId, streamId, expectedVersion: i === 0 ? 'no-stream' : i, events: [newEvent(tenantId, { i })] });
+      await store.append({
+        tenantId,
+        streamId,
+        expectedVersion: i === 0 ? 'no-stream' : i,
+        events: [newEvent(tenantId, { i })],
+      });
     }
   }
 
@@ -127,10 +156,10 @@ describe('sql event store: tamper detection with direct SQL', () => {
 
   it('detects a modified event and names its stream and version', async () => {
     await seed('member-modified', 4);
-    await exec(`UPDATE events SET data = '{"i":99}' WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2`, [
-      tenantId,
-      'member-modified',
-    ]);
+    await exec(
+      `UPDATE events SET data = '{"i":99}' WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2`,
+      [tenantId, 'member-modified'],
+    );
     const problems = await verify('member-modified');
     expect(problems).toContainEqual(
       expect.objectContaining({ kind: 'content-changed', streamId: 'member-modified', streamVersion: 2 }),
@@ -139,16 +168,26 @@ describe('sql event store: tamper detection with direct SQL', () => {
 
   it('detects a deleted event', async () => {
     await seed('member-deleted', 4);
-    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 3', [tenantId, 'member-deleted']);
+    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 3', [
+      tenantId,
+      'member-deleted',
+    ]);
     const problems = await verify('member-deleted');
-    expect(problems).toContainEqual(expect.objectContaining({ kind: 'gap', streamId: 'member-deleted', streamVersion: 4 }));
+    expect(problems).toContainEqual(
+      expect.objectContaining({ kind: 'gap', streamId: 'member-deleted', streamVersion: 4 }),
+    );
   });
 
   it('detects a truncated tail against the recorded head', async () => {
     await seed('member-truncated', 4);
-    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [tenantId, 'member-truncated']);
+    await exec('DELETE FROM events WHERE tenant_id = ? AND stream_id = ? AND stream_version = 4', [
+      tenantId,
+      'member-truncated',
+    ]);
     const problems = await verify('member-truncated');
-    expect(problems).toContainEqual(expect.objectContaining({ kind: 'head-mismatch', streamId: 'member-truncated' }));
+    expect(problems).toContainEqual(
+      expect.objectContaining({ kind: 'head-mismatch', streamId: 'member-truncated' }),
+    );
   });
 
   it('detects an inserted event', async () => {
