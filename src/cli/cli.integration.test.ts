@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+
+const database = useTestDatabase({ migrate: false });
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a user runs it: its own process, configured by the environment. */
+function ledger(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { ...process.env, LEDGER_DATABASE_URL: database.current.url, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the ledger CLI', () => {
+  it('migrates idempotently, creates a tenant once, and prints a new key and nothing else', async () => {
+    const first = await ledger(['db', 'migrate']);
+    expect(first.code, first.stderr).toBe(0);
+    expect((await ledger(['db', 'migrate'])).stdout).toMatch(/schema is current/);
+
+    expect((await ledger(['tenants', 'create', 'acme', '--time-zone', 'Asia/Shanghai'])).code).toBe(0);
+    const again = await ledger(['tenants', 'create', 'acme']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/tenant-exists/);
+
+    const key = await ledger(['keys', 'create', '--tenant', 'acme', '--role', 'pos', '--store', 's1']);
+    expect(key.code, key.stderr).toBe(0);
+    expect(key.stdout).toMatch(/^pl\.acme\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}\n$/);
+  });
+
+  it('refuses bad usage and bad configuration with exit 2 and a message naming the problem', async () => {
+    const noRole = await ledger(['keys', 'create', '--tenant', 'acme']);
+    expect(noRole.code).toBe(2);
+    expect(noRole.stderr).toMatch(/--role is required/);
+    const unknownTenant = await ledger(['keys', 'create', '--tenant', 'nobody', '--role', 'auditor']);
+    expect(unknownTenant.code).toBe(2);
+    expect(unknownTenant.stderr).toMatch(/tenant nobody does not exist/);
+    const badEnv = await ledger(['status'], { PORT: 'eighty' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toMatch(/PORT/);
+    const clockInProduction = await ledger(['status'], {
+      NODE_ENV: 'production',
+      LEDGER_CLOCK_START: '2026-01-01T00:00:00Z',
+    });
+    expect(clockInProduction.code).toBe(2);
+    expect(clockInProduction.stderr).toMatch(/LEDGER_CLOCK_START/);
+    const future = await ledger(['expire', '--as-of', '2999-01-01T00:00:00Z']);
+    expect(future.code).toBe(2);
+    expect(future.stderr).toMatch(/in the future/);
+    expect((await ledger(['no-such-verb'])).code).toBe(2);
+  });
+
+  it('sets tag rules, reports projection status, expires nothing due, and audits clean', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-'));
+    const rules = join(dir, 'rules.json');
+    await writeFile(
+      rules,
+      JSON.stringify([
+        { category: 'diabetes', minPurchases: 2, windowDays: 90, tagPattern: 'chronic:{category}' },
+      ]),
+    );
+    const tags = await ledger(['tags', 'set', '--tenant', 'acme', '--file', rules]);
+    expect(tags.code, tags.stderr).toBe(0);
+    expect(tags.stdout).toMatch(/version 1 \(1 rules\)/);
+
+    const status = await ledger(['status', '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toHaveProperty('totalLag');
+
+    const expired = await ledger(['expire', '--as-of', '2026-01-01T00:00:00Z', '--tenant', 'acme']);
+    expect(expired.code, expired.stderr).toBe(0);
+    expect(expired.stdout).toMatch(/acme: expired 0 points/);
+
+    const audit = await ledger(['audit', '--json']);
+    expect(audit.code, audit.stdout + audit.stderr).toBe(0);
+  });
+});
