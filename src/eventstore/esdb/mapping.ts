@@ -1,13 +1,11 @@
+import { validateAppend } from '../validate-append.ts';
 import type { AppendExpectedRevision } from '@eventstore/db-client';
 import { derivedId } from '../../ids.ts';
 import { streamHash } from '../hash.ts';
 import {
   APPEND_EVENTS_MAX,
-  COMMAND_ID_CHARS_MAX,
   EventStoreUsageError,
   STREAM_ID_CHARS_MAX,
-  UNIQUE_KEYS_MAX,
-  UNIQUE_KEY_CHARS_MAX,
   type AppendRequest,
   type EventMetadata,
   type ExpectedVersion,
@@ -356,28 +354,11 @@ export function buildAppend(
  * metadata keys are reserved, data must be JSON, and an instant must parse (it is hashed and normalised).
  */
 export function validateAppendRequest(request: AppendRequest): void {
+  validateAppend(request);
   const fail = (message: string): never => {
     throw new EventStoreUsageError(message);
   };
-  assertTenantId(request.tenantId);
-  if (request.streamId.length === 0 || request.streamId.length > STREAM_ID_CHARS_MAX) fail('bad stream id');
-  if (request.events.length === 0 || request.events.length > APPEND_EVENTS_MAX) {
-    fail(`an append carries 1..${APPEND_EVENTS_MAX} events, got ${request.events.length}`);
-  }
-  if ((request.uniqueKeys?.length ?? 0) > UNIQUE_KEYS_MAX) fail(`at most ${UNIQUE_KEYS_MAX} unique keys`);
-  for (const key of request.uniqueKeys ?? []) {
-    if (key.length === 0 || key.length > UNIQUE_KEY_CHARS_MAX) fail(`bad unique key: ${key}`);
-  }
-  if (
-    request.command &&
-    (request.command.commandId.length === 0 || request.command.commandId.length > COMMAND_ID_CHARS_MAX)
-  ) {
-    fail('bad command id');
-  }
-  const recordedAt = request.events[0]?.metadata.recordedAt;
   for (const event of request.events) {
-    if (event.metadata.tenantId !== request.tenantId) fail('event metadata names another tenant');
-    if (event.metadata.recordedAt !== recordedAt) fail('events of one append share one recording time');
     if (!Number.isFinite(Date.parse(event.metadata.recordedAt)))
       fail(`recordedAt is not an instant: ${event.metadata.recordedAt}`);
     if (STORED_HASH_KEY in event.metadata || STORED_OUTCOME_KEY in event.metadata) {
@@ -386,12 +367,6 @@ export function validateAppendRequest(request: AppendRequest): void {
     if (event.type.length === 0) fail('an event needs a type');
     if ((JSON.stringify(event.data) as string | undefined) === undefined)
       fail(`event ${event.type} has data JSON cannot carry`);
-  }
-  if (
-    typeof request.expectedVersion === 'number' &&
-    (!Number.isSafeInteger(request.expectedVersion) || request.expectedVersion < 0)
-  ) {
-    fail('expected version must be a non-negative integer');
   }
 }
 

@@ -1,3 +1,4 @@
+import { rowToCommandRecord } from '../sql/sql-event-store.ts';
 import { decodeSnapshot, encodeSnapshot } from '../snapshot-codec.ts';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import {
@@ -8,7 +9,6 @@ import {
   isoToSqlTime,
   sqlErrno,
   sqlInt,
-  sqlTimeToIso,
   type Pool,
   type PoolConnection,
 } from '../../db/pool.ts';
@@ -171,13 +171,13 @@ export class EsdbSideTables {
         );
       } else if (sqlInt(row['event_count']) > 0 || row['response_status'] !== null) {
         // Recorded: an append (events) or a refusal (no events, a response).
-        throw new DuplicateCommandError(rowToRecord(row));
+        throw new DuplicateCommandError(rowToCommandRecord(row));
       } else {
         const sameRequest =
           String(row['request_hash']) === command.requestHash && String(row['stream_id']) === streamId;
         if (!sameRequest) {
           // Another request under this id: refused like a recorded one while it may still land, resolved once abandoned.
-          if (leaseLive(row)) throw new DuplicateCommandError(rowToRecord(row));
+          if (leaseLive(row)) throw new DuplicateCommandError(rowToCommandRecord(row));
           throw new BlockedByAbandoned(rowToAbandoned(tenantId, row));
         }
         if (leaseLive(row)) throw new CommandInProgressError(streamId, command.commandId);
@@ -438,7 +438,7 @@ export class EsdbSideTables {
        WHERE tenant_id = ? AND command_id = ? AND (event_count > 0 OR response_status IS NOT NULL)`,
       [tenantId, commandId],
     );
-    return rows[0] === undefined ? null : rowToRecord(rows[0]);
+    return rows[0] === undefined ? null : rowToCommandRecord(rows[0]);
   }
 
   async findUniqueKey(tenantId: string, key: string): Promise<string | null> {
@@ -541,20 +541,5 @@ function rowToAbandoned(tenantId: string, row: RowDataPacket): AbandonedCommand 
     streamId: String(row['stream_id']),
     searchFromVersion: sqlInt(row['first_version']),
     lease: String(row['recorded_at']),
-  };
-}
-
-function rowToRecord(row: RowDataPacket): CommandRecord {
-  return {
-    commandId: String(row['command_id']),
-    requestHash: String(row['request_hash']),
-    streamId: String(row['stream_id']),
-    firstVersion: sqlInt(row['first_version']),
-    eventCount: sqlInt(row['event_count']),
-    response:
-      row['response_status'] === null
-        ? null
-        : { status: sqlInt(row['response_status']), body: JSON.parse(String(row['response_body'])) },
-    recordedAt: sqlTimeToIso(String(row['recorded_at'])),
   };
 }

@@ -1,3 +1,4 @@
+import { validateAppend } from '../validate-append.ts';
 import { decodeSnapshot, encodeSnapshot } from '../snapshot-codec.ts';
 import type { ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { ER_DUP_ENTRY, isoToSqlTime, sqlErrno, sqlInt, sqlTimeToIso, type Pool } from '../../db/pool.ts';
@@ -6,15 +7,9 @@ import { LOG_PARTITIONS } from '../partition.ts';
 import { EVENT_COLUMNS } from './append-transaction.ts';
 import { GroupCommitter } from './group-commit.ts';
 import {
-  APPEND_EVENTS_MAX,
-  COMMAND_ID_CHARS_MAX,
   ConcurrencyError,
   DuplicateCommandError,
-  EventStoreUsageError,
   READ_EVENTS_MAX,
-  STREAM_ID_CHARS_MAX,
-  UNIQUE_KEYS_MAX,
-  UNIQUE_KEY_CHARS_MAX,
   UniqueKeyError,
   type AppendRequest,
   type AppendResult,
@@ -140,19 +135,7 @@ export class SqlEventStore implements EventStore {
       [tenantId, commandId],
     );
     const row = rows[0];
-    if (row === undefined) return null;
-    return {
-      commandId: String(row['command_id']),
-      requestHash: String(row['request_hash']),
-      streamId: String(row['stream_id']),
-      firstVersion: sqlInt(row['first_version']),
-      eventCount: sqlInt(row['event_count']),
-      response:
-        row['response_status'] === null
-          ? null
-          : { status: sqlInt(row['response_status']), body: JSON.parse(String(row['response_body'])) },
-      recordedAt: sqlTimeToIso(String(row['recorded_at'])),
-    };
+    return row === undefined ? null : rowToCommandRecord(row);
   }
 
   async recordRejection(
@@ -231,38 +214,6 @@ export class SqlEventStore implements EventStore {
   }
 }
 
-function validateAppend(request: AppendRequest): void {
-  const fail = (message: string): never => {
-    throw new EventStoreUsageError(message);
-  };
-  if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(request.tenantId)) fail(`bad tenant id: ${request.tenantId}`);
-  if (request.streamId.length === 0 || request.streamId.length > STREAM_ID_CHARS_MAX) fail('bad stream id');
-  if (request.events.length === 0 || request.events.length > APPEND_EVENTS_MAX) {
-    fail(`an append carries 1..${APPEND_EVENTS_MAX} events, got ${request.events.length}`);
-  }
-  if ((request.uniqueKeys?.length ?? 0) > UNIQUE_KEYS_MAX) fail(`at most ${UNIQUE_KEYS_MAX} unique keys`);
-  for (const key of request.uniqueKeys ?? []) {
-    if (key.length === 0 || key.length > UNIQUE_KEY_CHARS_MAX) fail(`bad unique key: ${key}`);
-  }
-  if (
-    request.command &&
-    (request.command.commandId.length === 0 || request.command.commandId.length > COMMAND_ID_CHARS_MAX)
-  ) {
-    fail('bad command id');
-  }
-  const recordedAt = request.events[0]?.metadata.recordedAt;
-  for (const event of request.events) {
-    if (event.metadata.tenantId !== request.tenantId) fail('event metadata names another tenant');
-    if (event.metadata.recordedAt !== recordedAt) fail('events of one append share one recording time');
-  }
-  if (
-    typeof request.expectedVersion === 'number' &&
-    (!Number.isSafeInteger(request.expectedVersion) || request.expectedVersion < 0)
-  ) {
-    fail('expected version must be a non-negative integer');
-  }
-}
-
 /** A row of `events` (all of EVENT_COLUMNS) as a RecordedEvent. Readers of the table use this one mapping. */
 export function rowToEvent(row: RowDataPacket): RecordedEvent {
   const dataJson = String(row['data']);
@@ -282,5 +233,21 @@ export function rowToEvent(row: RowDataPacket): RecordedEvent {
     partitionHash: String(row['partition_hash']),
     dataJson,
     metadataJson,
+  };
+}
+
+/** A row of `commands` as a CommandRecord; the EventStoreDB adapter's side tables read it the same way. */
+export function rowToCommandRecord(row: RowDataPacket): CommandRecord {
+  return {
+    commandId: String(row['command_id']),
+    requestHash: String(row['request_hash']),
+    streamId: String(row['stream_id']),
+    firstVersion: sqlInt(row['first_version']),
+    eventCount: sqlInt(row['event_count']),
+    response:
+      row['response_status'] === null
+        ? null
+        : { status: sqlInt(row['response_status']), body: JSON.parse(String(row['response_body'])) },
+    recordedAt: sqlTimeToIso(String(row['recorded_at'])),
   };
 }
