@@ -1,5 +1,4 @@
 import type { FastifyReply } from 'fastify';
-import { DOMAIN_ERROR_STATUS } from '../domain/errors.ts';
 import type { Rejection } from '../commands/errors.ts';
 
 /**
@@ -71,8 +70,4 @@ export function rejectionProblem(rejection: Rejection): Problem {
 
 export function sendProblem(reply: FastifyReply, value: Problem): FastifyReply {
   return reply.code(value.status).type('application/problem+json').send(value);
-}
-
-export function isDomainCode(code: string): boolean {
-  return code in DOMAIN_ERROR_STATUS;
 }

@@ -131,18 +131,3 @@ export const ledgerEntry = z.object({
 });
 export const ledgerResponse = z.object({ entries: z.array(ledgerEntry), nextCursor: z.string().nullable() });
 export const balanceResponse = z.object({ asOf: z.string(), balance: z.int(), held: z.int() });
-
-/** Documented, not enforced by the serializer: every error is problem+json. */
-export const problemSchema = z.object({
-  type: z.string(),
-  title: z.string(),
-  status: z.int(),
-  detail: z.string(),
-  code: z.string(),
-});
-
-export const idempotencyHeaders = z.object({
-  'idempotency-key': z
-    .string()
-    .describe('1-128 visible ASCII characters; the same key with the same body replays'),
-});

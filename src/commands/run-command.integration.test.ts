@@ -126,6 +126,10 @@ describe('commands under concurrency, on the real database', () => {
     expect(rebuilt.fromSnapshot).toBe(false);
     expect(rebuilt.state).toEqual(loaded.state);
     expect(rebuilt.version).toBe(loaded.version);
+    // The rebuild is stored: the next load reads one row again.
+    const next = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+    expect(next.fromSnapshot).toBe(true);
+    expect(next.state).toEqual(loaded.state);
   });
 
   it('a rejected command writes nothing', async () => {

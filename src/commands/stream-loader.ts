@@ -25,7 +25,9 @@ export function toDomainEvent<E>(recorded: RecordedEvent): E {
 
 /**
  * Loads a stream's command-side state: from its snapshot when it is current and of this schema (one
- * primary-key read, whatever the history), otherwise by folding events after the snapshot or from the start.
+ * primary-key read, whatever the history), otherwise by folding events after the snapshot or from the
+ * start, and then storing the rebuilt snapshot (guarded by the version), so the fold happens once and
+ * not on every read until the member's next command.
  */
 export async function loadStream<S, E>(
   store: EventStore,
@@ -52,5 +54,6 @@ export async function loadStream<S, E>(
     }
     if (page.length < REBUILD_PAGE_EVENTS) break;
   }
+  await store.saveSnapshot(tenantId, streamId, version, { schemaVersion: folder.snapshotSchema, state });
   return { state, version, fromSnapshot: false };
 }

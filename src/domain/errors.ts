@@ -23,8 +23,6 @@ export const DOMAIN_ERROR_STATUS = {
 
 export type DomainErrorCode = keyof typeof DOMAIN_ERROR_STATUS;
 
-export const DOMAIN_ERROR_CODES = Object.keys(DOMAIN_ERROR_STATUS) as DomainErrorCode[];
-
 /** One offending field: `path` is dot-separated from the command's data (`lines.0.insuranceFen`). */
 export type ValidationIssue = Readonly<{ path: string; message: string }>;
 

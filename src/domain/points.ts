@@ -5,11 +5,6 @@
  */
 import { fail } from './assert.ts';
 
-export function isSafeNonNegativeInteger(n: unknown): n is number {
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-}
-
-/** Points may be negative (a balance in debt, a debit adjustment) but always a safe integer. */
 // These run in every loop over lots and orders: check first, build the message only on failure.
 
 /** Points may be negative (a balance in debt, a debit adjustment) but always a safe integer. */
@@ -87,7 +82,8 @@ export function debtOf(balance: number): number {
   return balance < 0 ? -balance : 0;
 }
 
-/** Liability of outstanding points in fen: points x pointValueFen, exact. */
+/** Points in fen (liability, breakage): points x pointValueFen, exact; a debt gives negative fen. */
 export function pointsToFen(points: number, pointValueFen: number): number {
-  return mulDivFloor(points, pointValueFen, 1);
+  assertPoints(points);
+  return points >= 0 ? mulDivFloor(points, pointValueFen, 1) : -mulDivFloor(-points, pointValueFen, 1);
 }

@@ -6,7 +6,7 @@
  * (matured lots: every such point has had its full chance to be redeemed, so the ratio is not diluted by
  * recent earnings that simply have not had time to expire). Expected breakage = floor(outstanding x rate).
  */
-import { mulDivFloor } from '../domain/points.ts';
+import { mulDivFloor, pointsToFen } from '../domain/points.ts';
 
 export const BREAKAGE_METHOD =
   'historical expiry ratio over matured lots: rate = points expired (LotsExpired recorded before the end of the period) / ' +
@@ -41,7 +41,7 @@ export function estimateBreakage(input: {
     maturedCreditedPoints === 0
       ? 0
       : mulDivFloor(Math.max(0, outstandingPoints), expired, maturedCreditedPoints);
-  const expectedBreakageFen = mulDivFloor(expectedBreakagePoints, pointValueFen, 1);
+  const expectedBreakageFen = pointsToFen(expectedBreakagePoints, pointValueFen);
   return {
     method: BREAKAGE_METHOD,
     maturedCreditedPoints,

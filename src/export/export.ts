@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Clock } from '../clock.ts';
 import { sqlInt, type Pool } from '../db/pool.ts';
-import { addPoints, mulDivFloor } from '../domain/points.ts';
+import { addPoints, pointsToFen } from '../domain/points.ts';
 import type { MovementKind } from '../domain/member/index.ts';
 import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
@@ -423,10 +423,7 @@ async function writeExport(
       );
     }
 
-    const liabilityFen =
-      closing >= 0
-        ? mulDivFloor(closing, input.pointValueFen, 1)
-        : -mulDivFloor(-closing, input.pointValueFen, 1);
+    const liabilityFen = pointsToFen(closing, input.pointValueFen);
     const breakage = estimateBreakage({
       maturedCreditedPoints: events.maturedCreditedPoints,
       expiredPoints: events.expiredPoints,

@@ -1,7 +1,7 @@
 import { replayMember } from '../audit/member-replay.ts';
 import { memberFolder } from '../commands/members.ts';
 import { loadStream, toDomainEvent } from '../commands/stream-loader.ts';
-import { memberStreamId } from '../commands/streams.ts';
+import { memberIdOfStream, memberStreamId } from '../commands/streams.ts';
 import type { MemberEvent } from '../domain/member/events.ts';
 import { movementsOf, type MovementKind } from '../domain/member/movements.ts';
 import { maskPhone } from '../domain/member/phone.ts';
@@ -72,7 +72,7 @@ export async function findMemberIdByPhone(
   normalizedPhone: string,
 ): Promise<string | null> {
   const streamId = await store.findUniqueKey(tenantId, `phone:${normalizedPhone}`);
-  return streamId?.startsWith('member-') ? streamId.slice('member-'.length) : null;
+  return streamId === null ? null : memberIdOfStream(streamId);
 }
 
 export interface LedgerEntry {

@@ -2,7 +2,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { createKey } from '../../src/auth/keys.ts';
 import type { Role } from '../../src/auth/roles.ts';
 import { buildServer } from '../../src/api/server.ts';
-import { clockStartingAt, type Clock } from '../../src/clock.ts';
+import type { Clock } from '../../src/clock.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { ProgrammeInput } from '../../src/domain/programme.ts';
 import { openRuntime, type Runtime } from '../../src/runtime.ts';
@@ -97,5 +97,3 @@ export async function post(
 export async function get(app: FastifyInstance, key: string, url: string): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
 }
-
-export { clockStartingAt };
