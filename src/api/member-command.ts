@@ -9,8 +9,7 @@ import { memberStreamId } from '../commands/streams.ts';
 import { derivedId } from '../ids.ts';
 import type { Runtime } from '../runtime.ts';
 import { mayActForStore, principalOf } from './plugins/auth.ts';
-import { idempotencyKeyOf } from './plugins/idempotency.ts';
-import { problem, rejectionProblem, sendProblem } from './problem.ts';
+import { PROBLEM_CONTENT_TYPE, problem, rejectionProblem, sendProblem } from './problem.ts';
 import type { TenantContext } from '../domain/member/context.ts';
 
 export interface MemberCommandSpec {
@@ -35,9 +34,10 @@ export async function runMemberCommand(
   specOf: (idFor: (purpose: string) => string) => MemberCommandSpec,
 ): Promise<FastifyReply> {
   const principal = principalOf(request);
-  const idempotency = idempotencyKeyOf(request);
-  if ('problem' in idempotency) return sendProblem(reply, idempotency.problem);
-  const idFor = (purpose: string) => derivedId(principal.tenantId, idempotency.key, purpose);
+  const idempotencyKey = request.headers['idempotency-key'];
+  // The route's commandHeaders schema has already answered 400 to a request without a valid key.
+  if (typeof idempotencyKey !== 'string') throw new Error('a command route without commandHeaders');
+  const idFor = (purpose: string) => derivedId(principal.tenantId, idempotencyKey, purpose);
   const spec = specOf(idFor);
   if (spec.storeId !== undefined && !mayActForStore(principal, spec.storeId)) {
     return sendProblem(reply, problem(403, 'forbidden', `this key may not act for store ${spec.storeId}`));
@@ -50,7 +50,7 @@ export async function runMemberCommand(
     {
       tenantId: principal.tenantId,
       streamId: memberStreamId(spec.memberId),
-      commandId: idempotency.key,
+      commandId: idempotencyKey,
       // The same key must mean the same request: method, route, member, path parameters (the holdId of a
       // capture or release) and body.
       requestHash: requestHash([
@@ -83,7 +83,7 @@ export async function runMemberCommand(
   runtime.metrics.commandOutcomes.labels(route, result.replayed ? 'replayed' : 'ok').inc();
   if (result.replayed) void reply.header('Idempotent-Replayed', 'true');
   // A replayed refusal is the problem document it was the first time.
-  if (result.response.status >= 400) void reply.type('application/problem+json');
+  if (result.response.status >= 400) void reply.type(PROBLEM_CONTENT_TYPE);
   return reply.code(result.response.status).send(result.response.body);
 }
 

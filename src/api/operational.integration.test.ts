@@ -173,6 +173,79 @@ describe('GET /openapi.json and /docs', () => {
     expect(document['security']).toEqual([{ bearer: [] }]);
   });
 
+  /** The problems every command (POST) may answer, as CONTRACT.md and docs/api.md list them. */
+  const COMMAND_PROBLEM_STATUSES = ['400', '401', '403', '404', '409', '413', '415', '429', '500'];
+  /** Each POST route of the contract with the problems of its own: 422 where the programme may refuse. */
+  const COMMAND_ROUTES = [
+    ['/v1/members', []],
+    ['/v1/members/{memberId}/purchases', []],
+    ['/v1/members/{memberId}/holds', ['422']],
+    ['/v1/members/{memberId}/holds/{holdId}/capture', ['422']],
+    ['/v1/members/{memberId}/holds/{holdId}/release', []],
+    ['/v1/members/{memberId}/redemptions', ['422']],
+    ['/v1/members/{memberId}/refunds', ['422']],
+    ['/v1/members/{memberId}/adjustments', ['422']],
+  ] as const;
+
+  /** A schema, or the component a `$ref` names. */
+  function resolved(schema: Json): Json {
+    const ref = schema['$ref'];
+    if (typeof ref !== 'string') return schema;
+    const name = ref.replace('#/components/schemas/', '');
+    return ((document['components'] as Json)['schemas'] as Record<string, Json>)[name]!;
+  }
+
+  it('documents the Idempotency-Key header and the problems of every POST command route', () => {
+    const paths = document['paths'] as Record<string, Record<string, Json>>;
+    const v1Posts = Object.entries(paths)
+      .filter(([path, item]) => path.startsWith('/v1/') && item['post'] !== undefined)
+      .map(([path]) => path);
+    expect(v1Posts.sort()).toEqual(COMMAND_ROUTES.map(([path]) => path).sort());
+    for (const [path, ownStatuses] of COMMAND_ROUTES) {
+      const operation = paths[path]!['post']!;
+      const header = ((operation['parameters'] ?? []) as Json[]).find(
+        (p) => p['in'] === 'header' && String(p['name']).toLowerCase() === 'idempotency-key',
+      );
+      expect(header, `${path} documents Idempotency-Key`).toMatchObject({
+        required: true,
+        schema: { type: 'string', minLength: 1, maxLength: 128 },
+      });
+      const responses = operation['responses'] as Record<string, Json>;
+      const errorStatuses = Object.keys(responses).filter((status) => Number(status) >= 400);
+      expect(errorStatuses.sort(), path).toEqual([...COMMAND_PROBLEM_STATUSES, ...ownStatuses].sort());
+      for (const status of errorStatuses) {
+        const content = responses[status]!['content'] as Record<string, Json>;
+        expect(Object.keys(content), `${path} ${status}`).toEqual(['application/problem+json']);
+        const schema = resolved(content['application/problem+json']!['schema'] as Json);
+        expect(schema['required'], `${path} ${status}`).toEqual(
+          expect.arrayContaining(['type', 'title', 'status', 'detail', 'code']),
+        );
+      }
+    }
+  });
+
+  it('gives every response of every /v1 operation a schema', () => {
+    const paths = document['paths'] as Record<string, Record<string, Json>>;
+    for (const [path, item] of Object.entries(paths)) {
+      if (!path.startsWith('/v1/')) continue;
+      for (const [method, operation] of Object.entries(item)) {
+        const responses = operation['responses'] as Record<string, Json>;
+        if (method === 'get') {
+          const errorStatuses = Object.keys(responses).filter((status) => Number(status) >= 400);
+          expect(errorStatuses.sort(), `GET ${path}`).toEqual(['400', '401', '403', '404', '429', '500']);
+        }
+        for (const [status, response] of Object.entries(responses)) {
+          const content = response['content'] as Record<string, Json> | undefined;
+          expect(content, `${method} ${path} ${status}`).toBeDefined();
+          for (const [mediaType, media] of Object.entries(content!)) {
+            const schema = resolved(media['schema'] as Json);
+            expect(schema?.['type'], `${method} ${path} ${status} ${mediaType}`).toBe('object');
+          }
+        }
+      }
+    }
+  });
+
   it('documents the same limits the requests are validated with', () => {
     const paths = document['paths'] as Record<string, Record<string, Json>>;
     const holdBody = (

@@ -1,18 +1,17 @@
 import type { FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { z } from 'zod';
 import type { Rejection } from '../commands/errors.ts';
+import type { problemSchema } from './schemas.ts';
 
 /**
  * RFC 9457 problem details. The ONE place where errors become HTTP: domain errors and command-handling
- * errors carry their status; everything the HTTP layer itself refuses is named here.
+ * errors carry their status; everything the HTTP layer itself refuses is named here. The shape is the
+ * zod schema that also documents every error response in /openapi.json.
  */
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  [extra: string]: unknown;
-}
+export type Problem = z.output<typeof problemSchema>;
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
 
 const TITLES: Record<string, string> = {
   'validation-failed': 'The request is not valid',
@@ -26,6 +25,7 @@ const TITLES: Record<string, string> = {
   'unsupported-media-type': 'Unsupported content type',
   'rate-limited': 'Too many requests',
   'request-timeout': 'Request timed out',
+  'request-headers-too-large': 'Request headers too large',
   'service-unavailable': 'Service unavailable',
   'internal-error': 'Internal error',
   'insufficient-points': 'Insufficient points',
@@ -69,5 +69,22 @@ export function rejectionProblem(rejection: Rejection): Problem {
 }
 
 export function sendProblem(reply: FastifyReply, value: Problem): FastifyReply {
-  return reply.code(value.status).type('application/problem+json').send(value);
+  return reply.code(value.status).type(PROBLEM_CONTENT_TYPE).send(value);
+}
+
+/**
+ * A problem as a whole HTTP/1.1 response, for an error Node's HTTP server raises on the connection itself
+ * (a request not received in time, or not HTTP), which no fastify reply can carry; the connection closes
+ * after it.
+ */
+export function problemHttpResponse(value: Problem): string {
+  const body = JSON.stringify(value);
+  return [
+    `HTTP/1.1 ${value.status} ${STATUS_CODES[value.status] ?? ''}`,
+    `Content-Type: ${PROBLEM_CONTENT_TYPE}`,
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
 }

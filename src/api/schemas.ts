@@ -9,6 +9,7 @@ import {
   refundPurchaseSchema,
 } from '../domain/member/schemas.ts';
 import { commandPointsSchema, idSchema, isoInstantInputSchema } from '../domain/validation.ts';
+import { PROBLEM_CONTENT_TYPE } from './problem.ts';
 
 /**
  * Request and response schemas of /v1 (CONTRACT.md). They validate requests, type the handlers and
@@ -16,6 +17,18 @@ import { commandPointsSchema, idSchema, isoInstantInputSchema } from '../domain/
  * Objects are strict: a misspelt field is refused rather than silently ignored, on a path that moves money.
  */
 export const memberIdParams = z.strictObject({ memberId: z.uuid() });
+
+/**
+ * Every POST names its attempt (CONTRACT.md): declared on each command route, so a missing or malformed key
+ * is a 400 `validation-failed` like any other field, and /openapi.json documents the header. Only this
+ * header is declared; the others pass through.
+ */
+export const commandHeaders = z.object({
+  'idempotency-key': idSchema.describe(
+    'Scoped to the tenant: the same key with the same body answers the first response again ' +
+      '(with `Idempotent-Replayed: true`); with another body, 409 `idempotency-key-reused`.',
+  ),
+});
 export const holdParams = z.strictObject({ memberId: z.uuid(), holdId: idSchema });
 
 export const registerBody = z.strictObject({
@@ -131,3 +144,57 @@ export const ledgerEntry = z.object({
 });
 export const ledgerResponse = z.object({ entries: z.array(ledgerEntry), nextCursor: z.string().nullable() });
 export const balanceResponse = z.object({ asOf: z.string(), balance: z.int(), held: z.int() });
+
+/** RFC 9457 problem details: every error answers one (src/api/problem.ts builds them). */
+export const problemSchema = z
+  .looseObject({
+    type: z.string(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    code: z.string().describe('stable machine code, e.g. `insufficient-points`'),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .describe('`validation-failed`: every offending field'),
+    memberId: z.string().optional().describe('`member-exists`: the member holding the phone'),
+  })
+  .meta({ id: 'Problem' });
+
+const PROBLEM_DESCRIPTIONS = {
+  400: '`validation-failed`: the request is malformed (`errors` names each offending field)',
+  401: '`unauthorized`: no key, or not a valid one',
+  403: '`forbidden`: a role or store the key lacks',
+  404: "`not-found`: no such member (or order) in the key's tenant",
+  409: "`idempotency-key-reused`, `concurrency-conflict`, or the route's own conflict (see `code`)",
+  413: '`payload-too-large`',
+  415: '`unsupported-media-type`: the body is not `application/json`',
+  422: "refused by the programme's rules (see `code`)",
+  429: "`rate-limited`: the key's rate limit",
+  500: '`internal-error`: a bug; quote the request id it names',
+} as const;
+
+interface ProblemResponse {
+  description: string;
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: typeof problemSchema } };
+}
+
+/** Error responses of a route, each problem+json, for its schema's `response` (and so for /openapi.json). */
+export function problemResponses<S extends keyof typeof PROBLEM_DESCRIPTIONS>(
+  statuses: readonly S[],
+): Record<S, ProblemResponse> {
+  const responses = {} as Record<S, ProblemResponse>;
+  for (const status of statuses) {
+    responses[status] = {
+      description: PROBLEM_DESCRIPTIONS[status],
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: problemSchema } },
+    };
+  }
+  return responses;
+}
+
+const READ_PROBLEM_STATUSES = [400, 401, 403, 404, 429, 500] as const;
+/** What every /v1 route may answer besides its success. */
+export const readProblems = problemResponses(READ_PROBLEM_STATUSES);
+/** A command (every POST) may also answer a conflict, a body too large, or a body that is not JSON. */
+export const commandProblems = problemResponses([...READ_PROBLEM_STATUSES, 409, 413, 415]);

@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import {
   jsonSchemaTransform,
+  jsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
@@ -11,7 +12,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import type { Runtime } from '../runtime.ts';
 import { registerAuth } from './plugins/auth.ts';
-import { frameworkErrorProblem, registerErrorHandling } from './plugins/errors.ts';
+import { clientErrorProblem, frameworkErrorProblem, registerErrorHandling } from './plugins/errors.ts';
 import { registerOperationalRoutes } from './routes/operational.ts';
 import { registerMemberRoutes } from './routes/members.ts';
 import { registerPointsRoutes } from './routes/points.ts';
@@ -19,8 +20,13 @@ import { registerReadRoutes } from './routes/reads.ts';
 
 /** Request bodies above this are refused with 413 (an order of ORDER_LINES_MAX lines fits well inside). */
 export const REQUEST_BODY_BYTES_MAX = 256 * 1024;
-/** A request still running after this is cut (the command either committed or wrote nothing). */
+/**
+ * A request not received in full (headers and body) within this answers 408 and its connection is closed.
+ * A command that has started runs on: it commits whole or writes nothing.
+ */
 export const REQUEST_TIMEOUT_MS = 10_000;
+/** Node looks for requests past their timeout this often; its default, 30 s, would make 10 s up to 40 s. */
+const REQUEST_TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 /**
  * A caller's X-Request-Id is kept as the request id (and the events' correlation id) only when it looks
  * like an id; anything else, e.g. 70 KB of text that would not fit the event metadata, gets a fresh uuid.
@@ -32,21 +38,31 @@ export const RATE_LIMIT_REQUESTS_PER_MINUTE_DEFAULT = 6_000;
 export interface ServerOptions {
   logLevel?: string;
   rateLimitPerMinute?: number;
+  requestTimeoutMs?: number;
 }
 
 export async function buildServer(runtime: Runtime, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const app = Fastify({
     logger: { level: options.logLevel ?? 'info' },
     bodyLimit: REQUEST_BODY_BYTES_MAX,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout: requestTimeoutMs,
+    http: {
+      // Node's default headers timeout (60 s) is longer than the request timeout, and Node then swaps the two:
+      // the headers would get requestTimeoutMs and the body 60 s.
+      headersTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: REQUEST_TIMEOUT_CHECK_INTERVAL_MS,
+    },
     // The request id travels into the event metadata as the correlation id.
     requestIdHeader: false,
     genReqId: (raw) => {
       const header = raw.headers['x-request-id'];
       return typeof header === 'string' && REQUEST_ID_PATTERN.test(header) ? header : randomUUID();
     },
-    return503OnClosing: true,
+    // registerErrorHandling answers requests arriving during shutdown with a 503 problem instead.
+    return503OnClosing: false,
     frameworkErrors: frameworkErrorProblem,
+    clientErrorHandler: clientErrorProblem,
   }).withTypeProvider<ZodTypeProvider>();
   // Bodies are JSON only: anything else is 415, not a string handed to the schema.
   app.removeContentTypeParser('text/plain');
@@ -64,6 +80,8 @@ export async function buildServer(runtime: Runtime, options: ServerOptions = {})
       security: [{ bearer: [] }],
     },
     transform: jsonSchemaTransform,
+    // Schemas with an id (the Problem every error answers) become components, referenced from each route.
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 

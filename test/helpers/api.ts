@@ -30,9 +30,12 @@ const SQL_PATTERNS = [
   /\bWHERE tenant_id\b/i,
 ];
 
+/** What expectProblem reads of a response: an injected one, or one read off a raw socket. */
+export type ResponseLike = Pick<LightMyRequestResponse, 'statusCode' | 'headers' | 'body' | 'json'>;
+
 /** The response is RFC 9457 problem+json with the contract's fields, and leaks no internals. */
 export function expectProblem(
-  response: LightMyRequestResponse,
+  response: ResponseLike,
   status: number,
   code?: string,
 ): Record<string, unknown> & { errors?: { path: string; message: string }[] } {

@@ -40,7 +40,7 @@ export interface TestLedger {
 /** A runtime and an in-process server (fastify inject) on a test database, with a manual clock. */
 export async function openTestLedger(
   database: TestDatabase,
-  options: { clockStart?: string; rateLimitPerMinute?: number } = {},
+  options: { clockStart?: string; rateLimitPerMinute?: number; requestTimeoutMs?: number } = {},
 ): Promise<TestLedger> {
   const clock = new ManualClock(options.clockStart ?? '2026-03-01T02:00:00.000Z');
   const config = { ...loadConfig({}), databaseUrl: database.url };
@@ -48,6 +48,7 @@ export async function openTestLedger(
   const app = await buildServer(runtime, {
     logLevel: 'silent',
     rateLimitPerMinute: options.rateLimitPerMinute ?? 1_000_000,
+    ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
   });
   await app.ready();
   return {

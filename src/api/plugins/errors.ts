@@ -1,5 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { problem, sendProblem } from '../problem.ts';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
+import { problem, problemHttpResponse, sendProblem, type Problem } from '../problem.ts';
 
 interface ValidationEntry {
   keyword?: string;
@@ -10,9 +11,23 @@ interface ValidationEntry {
 
 /**
  * Every error leaves as problem+json: validation, malformed JSON, wrong content type, oversized bodies,
- * unknown routes, rate limits, and bugs (a 500 with no stack trace or SQL text; the log has the detail).
+ * unknown routes, rate limits, shutdown, and bugs (a 500 with no stack trace or SQL text; the log has the
+ * detail).
  */
 export function registerErrorHandling(app: FastifyInstance): void {
+  // Once close() has begun, a request still reaching the server (on a kept-alive or pipelined connection)
+  // is turned away before authentication so the caller retries on another instance. fastify's own
+  // answer (return503OnClosing) has a fixed body, so server.ts turns it off and this answers instead.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      return sendProblem(reply, problem(503, 'service-unavailable', 'the server is shutting down; retry'));
+    }
+  });
+
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       reply,
@@ -110,4 +125,29 @@ export function frameworkErrorProblem(
   }
   request.log.error({ err: error }, 'request failed before routing');
   return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
+}
+
+/**
+ * Errors Node's HTTP server raises on the connection itself never reach a route: a request not received in
+ * full within the request timeout, headers past Node's size limit, bytes that are not HTTP. Passed as the
+ * `clientErrorHandler` option (bound to the fastify instance), they answer problem+json on the raw socket,
+ * which is then closed.
+ */
+export function clientErrorProblem(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+  // A reset or destroyed connection has no one left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  let value: Problem;
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    const timeoutMs = this.server.requestTimeout;
+    value = problem(408, 'request-timeout', `the request was not received in full within ${timeoutMs} ms`);
+  } else if (error.code === 'HPE_HEADER_OVERFLOW') {
+    value = problem(431, 'request-headers-too-large', 'the request headers exceed the size limit');
+  } else {
+    value = problem(400, 'validation-failed', 'the request is not valid HTTP', {
+      errors: [{ path: 'request', message: 'malformed HTTP' }],
+    });
+  }
+  this.log.debug({ err: error }, 'client error');
+  if (socket.writable) socket.write(problemHttpResponse(value));
+  socket.destroy();
 }

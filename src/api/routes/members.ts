@@ -6,7 +6,15 @@ import type { Runtime } from '../../runtime.ts';
 import { runMemberCommand } from '../member-command.ts';
 import { principalOf } from '../plugins/auth.ts';
 import { problem, sendProblem } from '../problem.ts';
-import { lookupQuery, memberIdParams, memberView, registerBody } from '../schemas.ts';
+import {
+  commandHeaders,
+  commandProblems,
+  lookupQuery,
+  memberIdParams,
+  memberView,
+  readProblems,
+  registerBody,
+} from '../schemas.ts';
 
 const NOT_FOUND_DETAIL = 'no such member in this tenant';
 
@@ -20,8 +28,9 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
       schema: {
         tags: ['members'],
         summary: 'Register a member',
+        headers: commandHeaders,
         body: registerBody,
-        response: { 201: memberView },
+        response: { 201: memberView, ...commandProblems },
       },
     },
     async (request, reply) => {
@@ -61,7 +70,7 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
         tags: ['members'],
         summary: 'A member view',
         params: memberIdParams,
-        response: { 200: memberView },
+        response: { 200: memberView, ...readProblems },
       },
     },
     async (request, reply) => {
@@ -85,7 +94,7 @@ export function registerMemberRoutes(parent: FastifyInstance, runtime: Runtime):
         tags: ['members'],
         summary: 'Find a member by phone',
         querystring: lookupQuery,
-        response: { 200: memberView },
+        response: { 200: memberView, ...readProblems },
       },
     },
     async (request, reply) => {

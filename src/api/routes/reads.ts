@@ -7,7 +7,14 @@ import { readLedgerPage, replayMemberAsOf } from '../../queries/members.ts';
 import type { Runtime } from '../../runtime.ts';
 import { principalOf } from '../plugins/auth.ts';
 import { problem, sendProblem } from '../problem.ts';
-import { balanceQuery, balanceResponse, ledgerQuery, ledgerResponse, memberIdParams } from '../schemas.ts';
+import {
+  balanceQuery,
+  balanceResponse,
+  ledgerQuery,
+  ledgerResponse,
+  memberIdParams,
+  readProblems,
+} from '../schemas.ts';
 
 /** Opaque to clients: the stream version to continue after. */
 function encodeCursor(version: number): string {
@@ -31,7 +38,7 @@ export function registerReadRoutes(parent: FastifyInstance, runtime: Runtime): v
         summary: "A member's ledger, oldest first, read from the events",
         params: memberIdParams,
         querystring: ledgerQuery,
-        response: { 200: ledgerResponse },
+        response: { 200: ledgerResponse, ...readProblems },
       },
     },
     async (request, reply) => {
@@ -74,7 +81,7 @@ export function registerReadRoutes(parent: FastifyInstance, runtime: Runtime): v
         summary: 'Balance and held points as of an instant, folded from the events',
         params: memberIdParams,
         querystring: balanceQuery,
-        response: { 200: balanceResponse },
+        response: { 200: balanceResponse, ...readProblems },
       },
     },
     async (request, reply) => {
