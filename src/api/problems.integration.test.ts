@@ -198,7 +198,8 @@ describe('failures inside the server', () => {
       code: 'ER_PARSE_ERROR',
       sql: 'SELECT * FROM commands WHERE tenant_id = ?',
     });
-    vi.spyOn(ledger.runtime.store, 'streamHead').mockRejectedValueOnce(error);
+    // The append is the one store call every command makes (a member's state may come from the cache).
+    vi.spyOn(ledger.runtime.store, 'append').mockRejectedValueOnce(error);
     const requestId = randomUUID();
     const response = await ledger.app.inject({
       method: 'POST',

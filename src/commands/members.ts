@@ -12,10 +12,20 @@ import { memberIdOfStream } from './streams.ts';
 /** Bump when MemberState's shape changes: older snapshots are then rebuilt from events. */
 export const MEMBER_SNAPSHOT_SCHEMA = 1;
 
+/** An estimate, deliberately on the high side: a lot, hold or order summary is a few hundred bytes of heap. */
+const MEMBER_STATE_BYTES_BASE = 512;
+const MEMBER_STATE_BYTES_PER_ITEM = 384;
+
 export const memberFolder = {
   snapshotSchema: MEMBER_SNAPSHOT_SCHEMA,
   initialState: initialMemberState,
   evolve: evolveMember,
+  stateBytes: (state: MemberState): number =>
+    state.registered
+      ? MEMBER_STATE_BYTES_BASE +
+        MEMBER_STATE_BYTES_PER_ITEM *
+          (state.lots.length + state.holds.length + state.orders.length + state.adjustments.length)
+      : MEMBER_STATE_BYTES_BASE,
 };
 
 export function memberDecider(

@@ -145,4 +145,73 @@ describe('commands under concurrency, on the real database', () => {
     expect(rejected.ok).toBe(false);
     expect(await store.readStream('acme', memberStreamId(memberId))).toEqual(before);
   });
+
+  it('a state cached by one process and behind another is never the basis of an answer', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    let headReads = 0;
+    const counting = new Proxy(store, {
+      get(target, property, receiver) {
+        if (property === 'streamHead') headReads += 1;
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    const a = new CommandRunner(counting, clock);
+    const b = new CommandRunner(store, clock);
+    const memberId = 'm-stale';
+    await memberWithPoints(a, memberId, 5);
+    const readsAfterSeed = headReads;
+    // A decides its own next command from memory: no read.
+    expect(
+      (await runOn(a, memberId, { type: 'RedeemPoints', data: { orderId: 's-0', storeId: 's1', points: 1 } }))
+        .ok,
+    ).toBe(true);
+    expect(headReads).toBe(readsAfterSeed);
+
+    // B (another process) credits 10: A's cached state (4 points) is now behind.
+    expect(
+      (
+        await runOn(b, memberId, {
+          type: 'AdjustPoints',
+          data: { adjustmentId: 'top-up', points: 10, reason: 'test', actor: 'test', lotId: 'lot-top-up' },
+        })
+      ).ok,
+    ).toBe(true);
+    // 12 > 4 cached, <= 14 stored: the refusal the cache suggests is decided again from the store.
+    const redeemed = await runOn(a, memberId, {
+      type: 'RedeemPoints',
+      data: { orderId: 's-1', storeId: 's1', points: 12 },
+    });
+    expect(redeemed.ok).toBe(true);
+    expect(headReads).toBe(readsAfterSeed + 1);
+
+    // B redeems again; A's next success, decided on its stale version, loses the version check and is
+    // decided again on the stored state.
+    expect(
+      (await runOn(b, memberId, { type: 'RedeemPoints', data: { orderId: 's-2', storeId: 's1', points: 1 } }))
+        .ok,
+    ).toBe(true);
+    expect(
+      (await runOn(a, memberId, { type: 'RedeemPoints', data: { orderId: 's-3', storeId: 's1', points: 1 } }))
+        .ok,
+    ).toBe(true);
+    expect(headReads).toBe(readsAfterSeed + 2);
+    const refused = await runOn(a, memberId, {
+      type: 'RedeemPoints',
+      data: { orderId: 's-4', storeId: 's1', points: 1 },
+    });
+    expect(refused.ok === false && refused.rejection.code).toBe('insufficient-points');
+
+    const loaded = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+    expect(loaded.state.registered && loaded.state.balance).toBe(0);
+    const events = await store.readStream('acme', memberStreamId(memberId));
+    expect(events.map((e) => e.type)).toEqual([
+      'MemberRegistered',
+      'PointsAdjusted',
+      'PointsRedeemed',
+      'PointsAdjusted',
+      'PointsRedeemed',
+      'PointsRedeemed',
+      'PointsRedeemed',
+    ]);
+  });
 });

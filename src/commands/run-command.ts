@@ -13,6 +13,7 @@ import {
 } from '../eventstore/port.ts';
 import { applicationError, type Rejection } from './errors.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { StreamStateCache } from './state-cache.ts';
 import { loadStream, type StreamFolder } from './stream-loader.ts';
 
 /**
@@ -85,6 +86,7 @@ export class CommandRunner {
   constructor(
     private readonly store: EventStore,
     private readonly clock: Clock,
+    private readonly cache = new StreamStateCache(),
   ) {}
 
   async run<S, C, E extends { type: string; data: unknown }>(
@@ -151,34 +153,47 @@ export class CommandRunner {
     command: C,
     handlers: CommandHandlers<S, E>,
   ): Promise<CommandResult> {
-    for (let attempt = 1; ; attempt++) {
-      const loaded = await loadStream(this.store, envelope.tenantId, envelope.streamId, decider);
-      const refused = handlers.authorize?.(loaded.state) ?? null;
-      if (refused !== null) return { ok: false, rejection: refused };
+    const key = `${envelope.tenantId}/${envelope.streamId}`;
+    // A cached state may be behind the store (state-cache.ts): it may decide events, whose append then
+    // checks its version, but never an answer without events, which is decided again from the store.
+    let cached = this.cache.get<S>(key);
+    for (let attempt = 1; ;) {
+      const loaded = cached ?? (await loadStream(this.store, envelope.tenantId, envelope.streamId, decider));
+      const fromCache = cached !== undefined;
+      cached = undefined;
+      if (!fromCache) this.cache.set(key, loaded.version, loaded.state, decider.stateBytes(loaded.state));
       const now = this.clock.nowIso();
-      const decision = decider.decide(command, loaded.state, now);
-      if (!decision.ok) return { ok: false, rejection: decision.error };
+      const outcome = decideOn(loaded.state, () => decider.decide(command, loaded.state, now), handlers);
+      if (outcome.ok === false || outcome.events.length === 0) {
+        if (fromCache) continue;
+        if (outcome.ok === false) return outcome;
+      }
+      const events = outcome.events;
       let state = loaded.state;
-      for (const event of decision.events) state = decider.evolve(state, event);
-      const version = loaded.version + decision.events.length;
-      const response = handlers.respond({ events: decision.events, state, version, now });
-      if (decision.events.length === 0) return { ok: true, response, replayed: false };
+      for (const event of events) state = decider.evolve(state, event);
+      const version = loaded.version + events.length;
+      const response = handlers.respond({ events, state, version, now });
+      if (events.length === 0) return { ok: true, response, replayed: false };
       try {
         await this.store.append({
           tenantId: envelope.tenantId,
           streamId: envelope.streamId,
           expectedVersion: loaded.version === 0 ? 'no-stream' : loaded.version,
-          events: decision.events.map((event, index) => toNewEvent(envelope, event, index, now)),
+          events: events.map((event, index) => toNewEvent(envelope, event, index, now)),
           command: { commandId: envelope.commandId, requestHash: envelope.requestHash, response },
           uniqueKeys: envelope.uniqueKeys ?? [],
           snapshot: { schemaVersion: decider.snapshotSchema, state },
         });
+        this.cache.set(key, version, state, decider.stateBytes(state));
         return { ok: true, response, replayed: false };
       } catch (error) {
+        // Whatever went wrong, the next decision on this stream reads it from the store.
+        this.cache.delete(key);
         if (error instanceof DuplicateCommandError) return replay(error.record, envelope);
         if (error instanceof UniqueKeyError)
           return { ok: false, rejection: handlers.explainUniqueKey(error.key, error.streamId) };
         if (error instanceof ConcurrencyError) {
+          if (fromCache) continue;
           if (attempt >= COMMAND_CONFLICT_RETRIES_MAX) {
             return {
               ok: false,
@@ -188,6 +203,7 @@ export class CommandRunner {
               ),
             };
           }
+          attempt += 1;
           await new Promise((resolve) =>
             setTimeout(resolve, Math.random() * CONFLICT_BACKOFF_MS_PER_ATTEMPT * attempt),
           );
@@ -197,6 +213,18 @@ export class CommandRunner {
       }
     }
   }
+}
+
+/** The authorization check, then the decider: the events to append, or why nothing changes. */
+function decideOn<S, E>(
+  state: S,
+  decide: () => Decision<E>,
+  handlers: CommandHandlers<S, E>,
+): { ok: true; events: readonly E[] } | { ok: false; rejection: Rejection } {
+  const refused = handlers.authorize?.(state) ?? null;
+  if (refused !== null) return { ok: false, rejection: refused };
+  const decision = decide();
+  return decision.ok ? decision : { ok: false, rejection: decision.error };
 }
 
 function toNewEvent<E extends { type: string; data: unknown }>(

@@ -6,6 +6,8 @@ export interface StreamFolder<S, E> {
   readonly snapshotSchema: number;
   initialState(): S;
   evolve(state: S, event: E): S;
+  /** A rough size of the state in memory: what it costs the command side's cache (state-cache.ts). */
+  stateBytes(state: S): number;
 }
 
 export interface LoadedStream<S> {

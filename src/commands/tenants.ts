@@ -23,10 +23,14 @@ export const TENANT_SNAPSHOT_SCHEMA = 1;
 export const TENANT_CACHE_TTL_MS = 5_000;
 const TENANT_CACHE_ENTRIES_MAX = 1_000;
 
+/** A tenant's state is its programme: a few tiers and rules. */
+const TENANT_STATE_BYTES = 4_096;
+
 const tenantFolder = {
   snapshotSchema: TENANT_SNAPSHOT_SCHEMA,
   initialState: initialTenantState,
   evolve: evolveTenant,
+  stateBytes: (): number => TENANT_STATE_BYTES,
 };
 
 const tenantDecider: StreamDecider<TenantState, TenantCommand, TenantEvent> = {
