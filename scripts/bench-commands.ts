@@ -1,7 +1,8 @@
 /**
  * npm run bench:commands — command latency for a member with 1 event of history and for one with 10,000,
- * through the real command path (CommandRunner: idempotency row, snapshot read, decide, group-committed
- * append) on the local server. The snapshot holds the live state (open lots, holds, orders inside the
+ * through the real command path (CommandRunner: snapshot read, decide, group-committed append with the
+ * idempotency row) on the local server. The runner keeps no states in memory (a cache of size 0), so every
+ * command reads its snapshot, as one does in a process that did not write the member last. The snapshot holds the live state (open lots, holds, orders inside the
  * refund window), so cost follows that state, not the length of history. To show both sides, the
  * 10,000-event history is built at a steady member's pace (BENCH_EVENTS_PER_YEAR, default 100: twice the
  * 50 a year of DESIGN.md), and a third member is built at ten times that pace, whose window holds many
@@ -9,6 +10,7 @@
  */
 import { ManualClock } from '../test/helpers/ledger.ts';
 import { CommandRunner, requestHash, type CommandResult } from '../src/commands/run-command.ts';
+import { StreamStateCache } from '../src/commands/state-cache.ts';
 import {
   explainMemberUniqueKey,
   memberDecider,
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
   try {
     const clock = new ManualClock('2012-01-01T02:00:00.000Z');
     const store = new SqlEventStore(db.pool);
-    const runner = new CommandRunner(store, clock);
+    const runner = new CommandRunner(store, clock, new StreamStateCache(0));
     const tenants = new TenantDirectory(store, runner, clock);
     await tenants.create({ tenantId: 'bench' });
     const tenant = (await tenants.get('bench')) as TenantContext;

@@ -9,6 +9,8 @@ import { localDate } from '../domain/time.ts';
 const CANONICAL_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MS_PER_DAY = 86_400_000;
 const DAY_CACHE_ENTRIES_MAX = 100_000;
+/** Building a formatter costs far more than formatting; one per zone (a few hundred zones exist). */
+const hourMinuteFormatters = new Map<string, Intl.DateTimeFormat>();
 
 export function isCanonicalInstantFast(iso: string): boolean {
   return CANONICAL_INSTANT.test(iso);
@@ -49,12 +51,17 @@ export function localDayFunction(timeZone: string): (at: string) => string {
 function offsetMsAt(ms: number, timeZone: string): number {
   const iso = new Date(ms).toISOString();
   const date = localDate(iso, timeZone);
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone,
-    hourCycle: 'h23',
-    hour: 'numeric',
-    minute: 'numeric',
-  }).formatToParts(new Date(ms));
+  let formatter = hourMinuteFormatters.get(timeZone);
+  if (formatter === undefined) {
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      hour: 'numeric',
+      minute: 'numeric',
+    });
+    hourMinuteFormatters.set(timeZone, formatter);
+  }
+  const parts = formatter.formatToParts(new Date(ms));
   const hour = Number(parts.find((part) => part.type === 'hour')?.value);
   const minute = Number(parts.find((part) => part.type === 'minute')?.value);
   const wallMs = Date.parse(`${date}T00:00:00.000Z`) + (hour * 60 + minute) * 60_000 + (ms % 60_000);
