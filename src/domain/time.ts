@@ -225,6 +225,22 @@ export function addDaysToLocalDate(date: LocalDate, days: number): LocalDate {
  * instant of the change; where midnight occurs twice it is the earlier one.
  */
 export function startOfLocalDateIso(date: LocalDate, timeZone: string): IsoInstant {
+  // A pure function of its arguments that costs several Intl calls; a purchase asks it for its year's
+  // start, so the same few answers are asked for over and over.
+  const key = `${timeZone}\u0000${date}`;
+  let start = startsOfLocalDates.get(key);
+  if (start === undefined) {
+    start = computeStartOfLocalDateIso(date, timeZone);
+    if (startsOfLocalDates.size >= STARTS_CACHED_MAX) startsOfLocalDates.clear();
+    startsOfLocalDates.set(key, start);
+  }
+  return start;
+}
+
+const STARTS_CACHED_MAX = 10_000;
+const startsOfLocalDates = new Map<string, IsoInstant>();
+
+function computeStartOfLocalDateIso(date: LocalDate, timeZone: string): IsoInstant {
   const wallMs = parseLocalDateMs(date);
   assert(wallMs !== null, `not a local date: ${date}`);
   // Offsets in force a day either side bracket every transition near midnight (zones move at most a
