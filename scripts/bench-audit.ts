@@ -5,67 +5,106 @@
  * every kind of movement), projects it with the real projector, then audits it and prints events/s, the
  * cost per million events and the peak RSS of the audit phase. The audit must come out clean.
  *
- *   BENCH_EVENTS=1000000 BENCH_AUDIT_CONCURRENCY=4 npm run bench:audit
+ *   BENCH_EVENTS=1000000 BENCH_AUDIT_PROCESSES=2 BENCH_AUDIT_CONCURRENCY=2 npm run bench:audit
+ *
+ * Processes default to what `ledger audit` picks (one per core for a log this size); concurrency is units in
+ * flight per process. The peak RSS printed is this process and its unit processes together.
+ *
+ * Building the history and projecting it takes minutes; the audit alone is what this measures. With
+ * BENCH_REUSE=1 the database is kept under a fixed name (`pl_bench_audit_reuse_<events>`) and a later run
+ * with the same BENCH_EVENTS audits it again without rebuilding (a build cut short is redone). Drop it with
+ * BENCH_REUSE=drop when done.
  */
+import os from 'node:os';
 import { generateHistory } from './generate-history.ts';
 import { runAudit, AUDIT_CONCURRENCY_DEFAULT } from '../src/audit/audit.ts';
+import type { Pool } from '../src/db/pool.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
 import { Projector } from '../src/projections/runtime.ts';
-import { fmt, machineLine, scratchDatabase } from './lib/bench.ts';
-import { lifetimePeakRssBytes, mib, withPeakRss } from './lib/rss.ts';
+import { fmt, machineLine, reusableDatabase, scratchDatabase } from './lib/bench.ts';
+import { lifetimePeakRssBytes, mib, withPeakTreeRss } from './lib/rss.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 1_000_000);
 const EVENTS_PER_MEMBER = 50;
 const CONCURRENCY = Number(process.env['BENCH_AUDIT_CONCURRENCY'] ?? AUDIT_CONCURRENCY_DEFAULT);
+const PROCESSES =
+  process.env['BENCH_AUDIT_PROCESSES'] === undefined
+    ? undefined
+    : Number(process.env['BENCH_AUDIT_PROCESSES']);
 const TARGET_EVENTS_PER_SECOND = 100_000;
+const REUSE = process.env['BENCH_REUSE'];
+const tenantId = 'bench';
+
+/** Generates about EVENTS events through the decider and projects them with the real projector. */
+async function build(pool: Pool): Promise<{ written: number; members: number }> {
+  const store = new SqlEventStore(pool);
+  let t0 = performance.now();
+  let generated = 0;
+  let written = 0;
+  let members = 0;
+  // generateHistory's per-member count varies around the mean: add members until the log has EVENTS.
+  while (written < EVENTS) {
+    const batch = Math.max(100, Math.ceil((EVENTS - written) / EVENTS_PER_MEMBER));
+    written += await generateHistory(store, {
+      tenantId,
+      seed: 42,
+      members: batch,
+      firstMember: members,
+      createTenant: members === 0,
+      eventsPerMember: EVENTS_PER_MEMBER,
+      stores: 6000,
+      concurrency: 16,
+      onMember: (events) => {
+        generated += events;
+        if (generated % 100_000 < events) process.stderr.write(`\rgenerated ${fmt(generated)} events`);
+      },
+    });
+    members += batch;
+  }
+  process.stderr.write('\n');
+  console.log(
+    `generated ${fmt(written)} events for ${fmt(members)} members in ${fmt((performance.now() - t0) / 1000, 1)} s`,
+  );
+
+  t0 = performance.now();
+  const projected = await new Projector(pool, store, {
+    owner: 'bench-audit',
+    partitionsConcurrent: 8,
+    onError: (e) => console.error(e),
+  }).runOnce();
+  console.log(`projected ${fmt(projected.events)} events in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  return { written, members };
+}
 
 async function main(): Promise<void> {
   console.log(`bench:audit on ${machineLine()}`);
-  const db = await scratchDatabase('pl_bench_audit', 40);
+  if (REUSE === 'drop') {
+    const kept = await reusableDatabase(`pl_bench_audit_reuse_${EVENTS}`, 1);
+    await kept.drop();
+    console.log(`dropped ${kept.url}`);
+    return;
+  }
+  const reused = REUSE === '1' ? await reusableDatabase(`pl_bench_audit_reuse_${EVENTS}`, 40) : null;
+  const db = reused ?? (await scratchDatabase('pl_bench_audit', 40));
   try {
-    const store = new SqlEventStore(db.pool);
-    const tenantId = 'bench';
-    let t0 = performance.now();
-    let generated = 0;
-    let written = 0;
-    let members = 0;
-    // generateHistory's per-member count varies around the mean: add members until the log has EVENTS.
-    while (written < EVENTS) {
-      const batch = Math.max(100, Math.ceil((EVENTS - written) / EVENTS_PER_MEMBER));
-      written += await generateHistory(store, {
-        tenantId,
-        seed: 42,
-        members: batch,
-        firstMember: members,
-        createTenant: members === 0,
-        eventsPerMember: EVENTS_PER_MEMBER,
-        stores: 6000,
-        concurrency: 16,
-        onMember: (events) => {
-          generated += events;
-          if (generated % 100_000 < events) process.stderr.write(`\rgenerated ${fmt(generated)} events`);
-        },
-      });
-      members += batch;
+    if (reused?.ready === true) {
+      console.log(`reusing ${reused.url} (built earlier; BENCH_REUSE=drop removes it)`);
+    } else {
+      const built = await build(db.pool);
+      await reused?.markReady(`${built.written} events, ${built.members} members`);
     }
-    process.stderr.write('\n');
-    console.log(
-      `generated ${fmt(written)} events for ${fmt(members)} members in ${fmt((performance.now() - t0) / 1000, 1)} s`,
-    );
-
-    t0 = performance.now();
-    const projected = await new Projector(db.pool, store, {
-      owner: 'bench-audit',
-      partitionsConcurrent: 8,
-      onError: (e) => console.error(e),
-    }).runOnce();
-    console.log(`projected ${fmt(projected.events)} events in ${fmt((performance.now() - t0) / 1000, 1)} s`);
-
-    t0 = performance.now();
-    const { result: report, peakRssBytes } = await withPeakRss(() =>
+    const store = new SqlEventStore(db.pool);
+    const t0 = performance.now();
+    const loadBefore = os.loadavg()[0]!;
+    const {
+      result: report,
+      peakRssBytes,
+      peakProcesses,
+    } = await withPeakTreeRss(() =>
       runAudit(db.pool, store, {
         tenantId,
         concurrency: CONCURRENCY,
+        ...(PROCESSES === undefined ? {} : { processes: PROCESSES }),
         onProgress: (p) => {
           if ((p.chainEvents + p.memberEvents) % 50_000 < 2_000)
             process.stderr.write(`\raudit: chains ${fmt(p.chainEvents)}, members ${fmt(p.memberEvents)}   `);
@@ -77,10 +116,11 @@ async function main(): Promise<void> {
     const rate = report.events / seconds;
     console.log(
       [
-        `audit (concurrency ${CONCURRENCY}): ${fmt(report.events)} events, ${fmt(report.members)} members in ${fmt(seconds, 1)} s`,
+        `audit (${report.processes} processes, concurrency ${CONCURRENCY} each): ${fmt(report.events)} events, ${fmt(report.members)} members in ${fmt(seconds, 1)} s`,
         `  ${fmt(rate)} events/s (target >= ${fmt(TARGET_EVENTS_PER_SECOND)}: ${rate >= TARGET_EVENTS_PER_SECOND ? 'met' : 'NOT met'})`,
         `  cost: ${fmt(1_000_000 / rate, 1)} s per million events on this machine`,
-        `  peak RSS during the audit: ${mib(peakRssBytes)} (process lifetime peak ${mib(lifetimePeakRssBytes())})`,
+        `  peak RSS during the audit: ${mib(peakRssBytes)} for this process and its children together (up to ${peakProcesses} processes: unit processes, tsx's esbuild); this process's lifetime peak ${mib(lifetimePeakRssBytes())}`,
+        `  load average (1 min) ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after, on ${os.cpus().length} cores`,
         `  discrepancies: ${report.discrepancyCount} (must be 0)`,
       ].join('\n'),
     );
@@ -89,7 +129,8 @@ async function main(): Promise<void> {
       process.exitCode = 1;
     }
   } finally {
-    if (process.env['BENCH_KEEP'] === '1') console.log(`kept ${db.url}`);
+    if (reused !== null) await reused.pool.end();
+    else if (process.env['BENCH_KEEP'] === '1') console.log(`kept ${db.url}`);
     else await db.drop();
   }
 }

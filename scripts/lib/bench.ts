@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import type { RowDataPacket } from 'mysql2/promise';
 import { migrate } from '../../src/db/migrate.ts';
 import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/db/pool.ts';
 
@@ -104,4 +105,51 @@ export async function rawMultiRowInsertRate(
     await pool.query(`INSERT INTO bench_raw_multi (w, payload) VALUES ${placeholders}`, values);
   });
   return { ...result, rowsPerSecond: result.perSecond * rows };
+}
+
+/**
+ * A database under a fixed name that outlives the run (BENCH_REUSE=1 in the benchmarks that build large
+ * data sets): `ready` says whether an earlier run finished building it (a `bench_ready` row, written by
+ * `markReady` only after the build is complete, so an interrupted build is rebuilt from scratch).
+ */
+export async function reusableDatabase(
+  name: string,
+  connections: number,
+): Promise<{
+  url: string;
+  pool: Pool;
+  ready: boolean;
+  markReady(note: string): Promise<void>;
+  reset(): Promise<Pool>;
+  drop(): Promise<void>;
+}> {
+  const url = `${BENCH_SERVER_URL}/${name}`;
+  let pool = await openPool(url, connections);
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_ready (note VARCHAR(255) NOT NULL)');
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT note FROM bench_ready LIMIT 1');
+  const handle = {
+    url,
+    pool,
+    ready: rows.length > 0,
+    async markReady(note: string) {
+      await handle.pool.query('INSERT INTO bench_ready (note) VALUES (?)', [note]);
+    },
+    /** Drops whatever a previous, unfinished build left and starts an empty, migrated database. */
+    async reset() {
+      await handle.pool.end();
+      await dropDatabase(parseDatabaseUrl(url));
+      pool = await openPool(url, connections);
+      await migrate(pool);
+      await pool.query('CREATE TABLE IF NOT EXISTS bench_ready (note VARCHAR(255) NOT NULL)');
+      handle.pool = pool;
+      handle.ready = false;
+      return pool;
+    },
+    async drop() {
+      await handle.pool.end();
+      await dropDatabase(parseDatabaseUrl(url));
+    },
+  };
+  if (!handle.ready) await handle.reset();
+  return handle;
 }

@@ -135,6 +135,27 @@ describe('audit: tampering with the event store is caught and located', () => {
     );
   });
 
+  it('an event whose stored data is no longer JSON: reported at its version, the audit still runs', async () => {
+    const tenantId = await projectedTenant();
+    const target = await aStream(tenantId);
+    await pool().query(
+      `UPDATE events SET data = CONCAT(data, '}') WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2`,
+      [tenantId, target.streamId],
+    );
+    const discrepancies = found(await audit(tenantId));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: 2 }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        kind: 'replay',
+        streamId: target.streamId,
+        streamVersion: 2,
+        detail: expect.stringContaining('not JSON'),
+      }),
+    );
+  });
+
   it('a deleted event: names the stream and the missing version', async () => {
     const tenantId = await projectedTenant();
     const target = await aStream(tenantId);
@@ -439,6 +460,62 @@ describe('audit: read-model drift is caught field by field', () => {
         field: `entry ${String(entry!['stream_version'])}/${String(entry!['movement_no'])} points`,
       }),
     );
+  });
+});
+
+describe('audit in several processes', () => {
+  it('finds, names and counts the same discrepancies as one process, and reports every event to progress', async () => {
+    const tenantId = await projectedTenant(40, 14);
+    const target = await aStream(tenantId);
+    await pool().query(
+      `UPDATE events SET data = REPLACE(data, '"at":"', '"at":"1') WHERE tenant_id = ? AND stream_id = ? AND stream_version = 2`,
+      [tenantId, target.streamId],
+    );
+    await pool().query(
+      'UPDATE member_accounts SET balance = balance + 3 WHERE tenant_id = ? AND member_id <> ? LIMIT 2',
+      [tenantId, target.memberId],
+    );
+    const progress = { chain: 0, member: 0 };
+    const options = { tenantId, pageRows: 37, eventPageRows: 23, concurrency: 2 };
+    const several = await runAudit(pool(), store(), {
+      ...options,
+      processes: 3,
+      onProgress: (p) => {
+        progress.chain = p.chainEvents;
+        progress.member = p.memberEvents;
+      },
+    });
+    const one = await runAudit(pool(), store(), { ...options, processes: 1 });
+    expect(several.processes).toBe(3);
+    expect(one.processes).toBe(1);
+    const key = (d: Discrepancy) => JSON.stringify(d);
+    expect(found(several).map(key).sort()).toEqual(found(one).map(key).sort());
+    expect(several.discrepancyCount).toBe(one.discrepancyCount);
+    expect(found(several)).toContainEqual(
+      expect.objectContaining({ kind: 'chain', streamId: target.streamId, streamVersion: 2 }),
+    );
+    expect(found(several).filter((d) => d.table === 'member_accounts' && d.field === 'balance')).toHaveLength(
+      2,
+    );
+    expect({
+      ...several,
+      startedAt: '',
+      finishedAt: '',
+      durationMs: 0,
+      eventsPerSecond: 0,
+      processes: 0,
+    }).toEqual({
+      ...one,
+      startedAt: '',
+      finishedAt: '',
+      durationMs: 0,
+      eventsPerSecond: 0,
+      processes: 0,
+      tenants: [{ ...one.tenants[0]!, discrepancies: several.tenants[0]!.discrepancies }],
+    });
+    // The tenant stream's event is verified by neither pass's units (auditOtherStreams reads it).
+    expect(progress.chain).toBe(several.events);
+    expect(progress.member).toBe(several.events - 1);
   });
 });
 

@@ -6,22 +6,36 @@
  *   B. per slice of member ids, in stream order: stream chains and heads, the domain fold, `available`,
  *      and every read-model row of every member, field by field.
  * Plus the tenant's own stream (chain and head), and the tenant's postings summing to zero.
- * Memory is bounded by the units in flight (a page per cursor), never by the log's size.
+ * Units run in this process and, for a large log, in child processes too (unit-process.ts): the audit's
+ * time is JavaScript, and one process runs its JavaScript on one core.
+ * Memory is bounded by the units in flight (two pages per cursor) and the processes, never by the log's size.
  */
+import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlTimeToIso, type Pool } from '../db/pool.ts';
 import { addPoints } from '../domain/points.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
-import { forEachLimited } from '../projections/engine.ts';
-import { auditSlice, memberSlices } from './member-pass.ts';
-import { auditPartition, chainProblemToDiscrepancy } from './partition-pass.ts';
+import { memberSlices } from './member-pass.ts';
+import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
+import { runUnit, type UnitJob, type UnitOutcome, type UnitProgress } from './unit.ts';
+import { databaseUrlOf, UnitProcess } from './unit-process.ts';
 
-/** Units (partitions or member slices) audited at once; each holds one connection and one snapshot. */
-export const AUDIT_CONCURRENCY_DEFAULT = 4;
+/**
+ * Units (partitions or member slices) audited at once per process; each holds one connection and one
+ * snapshot. Two per process keep a core busy: while one unit waits for a page, the other folds.
+ */
+export const AUDIT_CONCURRENCY_DEFAULT = 2;
 export const AUDIT_CONCURRENCY_MAX = 32;
+/** Processes running units, this one included (by default one per core, see auditProcessesFor). */
+export const AUDIT_PROCESSES_MAX = 16;
+/**
+ * Events per process below which no child process is started: a child takes about a second to load the
+ * code, which a log this small does not pay back.
+ */
+export const AUDIT_EVENTS_PER_PROCESS_MIN = 100_000;
 /** Rows per page of the read-model cursors and of pass A (small rows). */
 export const AUDIT_PAGE_ROWS = 5_000;
 /** Events per page of pass B (whole events, up to a few KiB each). */
@@ -45,7 +59,10 @@ export const AUDIT_CHECKS = [
 export interface AuditOptions {
   /** Audit one tenant; default every tenant with a log. */
   tenantId?: string;
+  /** Units in flight per process (default AUDIT_CONCURRENCY_DEFAULT). */
   concurrency?: number;
+  /** Processes running units, this one included (default: auditProcessesFor the log's size). */
+  processes?: number;
   /** Called as events are verified (pass A and B together count each event twice: once per pass). */
   onProgress?: (progress: AuditProgress) => void;
   /** Smaller pages in tests exercise the keyset paging. */
@@ -98,6 +115,17 @@ async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | nu
   };
 }
 
+/** One process per core, but none beyond one per AUDIT_EVENTS_PER_PROCESS_MIN events. */
+export function auditProcessesFor(events: number): number {
+  const cores = os.availableParallelism();
+  return Math.max(1, Math.min(cores, AUDIT_PROCESSES_MAX, Math.floor(events / AUDIT_EVENTS_PER_PROCESS_MIN)));
+}
+
+/** Runs units: this process itself, or a child process. */
+interface UnitRunner {
+  run(job: UnitJob, onEvents: UnitProgress): Promise<UnitOutcome>;
+}
+
 export async function runAudit(
   pool: Pool,
   store: EventStore,
@@ -108,6 +136,14 @@ export async function runAudit(
   if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > AUDIT_CONCURRENCY_MAX) {
     throw new AuditCannotRunError(`concurrency must be 1..${AUDIT_CONCURRENCY_MAX}`);
   }
+  if (
+    options.processes !== undefined &&
+    (!Number.isSafeInteger(options.processes) ||
+      options.processes < 1 ||
+      options.processes > AUDIT_PROCESSES_MAX)
+  ) {
+    throw new AuditCannotRunError(`processes must be 1..${AUDIT_PROCESSES_MAX}`);
+  }
   if (store.kind !== 'sql') {
     // Pass B reads the events in stream order through the SQL tables; EventStoreDB keeps no such index here.
     throw new AuditCannotRunError('audit runs against the SQL event store (LEDGER_EVENT_STORE=sql)');
@@ -116,23 +152,48 @@ export async function runAudit(
   if (options.tenantId !== undefined && !tenants.includes(options.tenantId)) {
     throw new AuditCannotRunError(`tenant ${options.tenantId} has no event log`);
   }
+  const audited = options.tenantId === undefined ? tenants : [options.tenantId];
+  let events = 0;
+  for (const tenantId of audited) {
+    for (const head of await store.partitionHeads(tenantId)) events += head.position;
+  }
+  const processes = options.processes ?? auditProcessesFor(events);
+
+  // This process runs units too; the others are children, each with a pool of its own.
+  const children = Array.from(
+    { length: processes - 1 },
+    () => new UnitProcess(databaseUrlOf(pool), concurrency),
+  );
+  const runners: UnitRunner[] = [{ run: (job, onEvents) => runUnit(pool, job, onEvents) }, ...children];
+  // Slot k of each runner before slot k+1 of any: the first units spread over every process.
+  const slots: UnitRunner[] = [];
+  for (let slot = 0; slot < concurrency; slot++) slots.push(...runners);
+  let failed = false;
   const reports: TenantReport[] = [];
-  for (const tenantId of options.tenantId === undefined ? tenants : [options.tenantId]) {
-    reports.push(await auditTenant(pool, store, tenantId, concurrency, options));
+  try {
+    for (const tenantId of audited) {
+      reports.push(await auditTenant(pool, store, tenantId, slots, options));
+    }
+  } catch (error) {
+    failed = true;
+    throw error;
+  } finally {
+    await Promise.all(children.map((child) => child.close({ now: failed })));
   }
   const finished = Date.now();
-  const events = reports.reduce((sum, t) => sum + t.events, 0);
+  const eventsVerified = reports.reduce((sum, t) => sum + t.events, 0);
   const discrepancyCount = reports.reduce((sum, t) => sum + t.discrepancyCount, 0);
   return {
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date(finished).toISOString(),
     durationMs: finished - started,
-    eventsPerSecond: events / Math.max(0.001, (finished - started) / 1000),
+    eventsPerSecond: eventsVerified / Math.max(0.001, (finished - started) / 1000),
     tenants: reports,
-    events,
+    events: eventsVerified,
     members: reports.reduce((sum, t) => sum + t.members, 0),
     discrepancyCount,
     totalLag: reports.reduce((sum, t) => sum + t.partitions.reduce((s, p) => s + p.lag, 0), 0),
+    processes,
     clean: discrepancyCount === 0,
     checks: AUDIT_CHECKS,
   };
@@ -142,7 +203,7 @@ async function auditTenant(
   pool: Pool,
   store: EventStore,
   tenantId: string,
-  concurrency: number,
+  slots: readonly UnitRunner[],
   options: AuditOptions,
 ): Promise<TenantReport> {
   const log = new DiscrepancyLog();
@@ -154,59 +215,51 @@ async function auditTenant(
     memberEvents: 0,
     totalEvents: heads.reduce((sum, h) => sum + h.position, 0),
   };
-  const report = () => options.onProgress?.(progress);
+  const onEvents: UnitProgress = (pass, count) => {
+    if (pass === 'chain') progress.chainEvents += count;
+    else progress.memberEvents += count;
+    options.onProgress?.(progress);
+  };
 
   const partitionReports: PartitionReport[] = [];
   const postings = new Map<string, number>();
   let members = 0;
-  type Unit =
-    | { kind: 'partition'; partition: number }
-    | { kind: 'slice'; slice: ReturnType<typeof memberSlices>[number] };
-  const units: Unit[] = [];
+  const jobs: UnitJob[] = [];
+  const job = (unit: UnitJob['unit']): UnitJob => ({
+    tenantId,
+    unit,
+    exportHead: unit.kind === 'partition' ? (exported?.heads.get(unit.partition) ?? null) : null,
+    pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
+    eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
+  });
   // Interleave the passes so both kinds of work (light chain pages, heavy member folds) overlap.
   const slices = memberSlices();
   for (let index = 0; index < Math.max(store.partitions, slices.length); index++) {
-    if (index < store.partitions) units.push({ kind: 'partition', partition: index });
+    if (index < store.partitions) jobs.push(job({ kind: 'partition', partition: index }));
     const slice = slices[index];
-    if (slice !== undefined) units.push({ kind: 'slice', slice });
+    if (slice !== undefined) jobs.push(job({ kind: 'slice', slice }));
   }
-  await forEachLimited(units, concurrency, async (unit) => {
-    if (unit.kind === 'partition') {
-      const result = await auditPartition(
-        {
-          pool,
-          tenantId,
-          partition: unit.partition,
-          exportHead: exported?.heads.get(unit.partition) ?? null,
-          pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
-          onEvents: (count) => {
-            progress.chainEvents += count;
-            report();
-          },
-        },
-        log,
-      );
-      partitionReports.push(result.report);
-      for (const [account, points] of result.postings)
-        postings.set(account, addPoints(postings.get(account) ?? 0, points));
-    } else {
-      const result = await auditSlice(
-        {
-          pool,
-          tenantId,
-          slice: unit.slice,
-          pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
-          eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
-          onEvents: (count) => {
-            progress.memberEvents += count;
-            report();
-          },
-        },
-        log,
-      );
-      members += result.members;
-    }
-  });
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  await Promise.all(
+    slots.map(async (runner) => {
+      // After a failure no new unit starts: the audit reports the failure, not a partial result.
+      while (failure === null && next < jobs.length) {
+        const unitJob = jobs[next++]!;
+        try {
+          const outcome = await runner.run(unitJob, onEvents);
+          log.merge(outcome.discrepancies, outcome.discrepancyCount);
+          if (outcome.partition !== null) partitionReports.push(outcome.partition);
+          for (const [account, points] of outcome.postings)
+            postings.set(account, addPoints(postings.get(account) ?? 0, points));
+          members += outcome.members;
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+    }),
+  );
+  if (failure !== null) throw (failure as { error: unknown }).error;
   await auditOtherStreams(pool, store, tenantId, log);
 
   const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);

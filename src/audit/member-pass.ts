@@ -8,10 +8,14 @@
  *   goes below zero except through a refund's reversal;
  * - compares the read models with the fold as of the projector's checkpoint (read in the same snapshot),
  *   field by field: the account row, every open lot, every open hold, every ledger entry.
- * Memory: one page per cursor and one member's state; a member's events and ledger entries are compared
- * as they stream by, so even a stream of millions of events is never held.
+ * Memory: two pages per cursor (the one consumed and the next, fetched meanwhile) and one member's state; a
+ * member's events and ledger entries are compared as they stream by, so even a stream of millions of
+ * events is never held.
+ *
+ * Cost: this pass is most of the audit's time (docs/audit.md, "Cost"), so its rows come as arrays
+ * (rowsAsArray) with only the columns it reads, the cursors answer without a promise per row, and nothing
+ * is parsed or built per event that the checks do not use (metadata is hashed, never parsed).
  */
-import { rowToEvent } from '../eventstore/sql/sql-event-store.ts';
 import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream, memberStreamId } from '../commands/streams.ts';
@@ -42,6 +46,14 @@ export const MOVEMENT_KINDS: readonly MovementKind[] = [
   'reversed',
   'restored',
 ];
+const MOVEMENT_KIND_INDEX: Readonly<Record<MovementKind, number>> = {
+  earned: 0,
+  redeemed: 1,
+  expired: 2,
+  adjusted: 3,
+  reversed: 4,
+  restored: 5,
+};
 
 /** A slice of member ids: [low, high), high null = unbounded. */
 export interface MemberSlice {
@@ -73,6 +85,24 @@ export interface SlicePassResult {
   members: number;
 }
 
+/**
+ * The events cursor's row, as the driver returns it (rowsAsArray: an array per row, no object, no column
+ * names), holding only what this pass reads: the chain's inputs, the place in the log, and the JSON.
+ */
+type EventRow = [
+  streamId: string,
+  streamVersion: number,
+  partition: number,
+  position: number,
+  eventId: string,
+  type: string,
+  dataJson: string,
+  metadataJson: string,
+  streamHash: string,
+];
+const EVENT_COLUMNS =
+  'stream_id, stream_version, partition_no, position, event_id, event_type, data, metadata, stream_hash';
+
 interface StreamRow {
   streamId: string;
   version: number;
@@ -90,19 +120,52 @@ interface KeyedRow {
   values: Record<string, string | number | null>;
 }
 
-interface LedgerRow {
-  memberId: string;
-  version: number;
-  movementNo: number;
-  values: Record<string, string | number | null>;
-}
+/** A ledger entry as the driver returns it; LEDGER_FIELDS names the compared columns from index 3 on. */
+type LedgerRow = [
+  memberId: string,
+  streamVersion: number,
+  movementNo: number,
+  ...values: (string | number | null)[],
+];
+const LEDGER_FIELDS = [
+  'entry_id',
+  'partition_no',
+  'position',
+  'event_type',
+  'at',
+  'kind',
+  'points',
+  'balance_after',
+  'order_id',
+  'store_id',
+  'reason',
+] as const;
+const LEDGER_VALUES_OFFSET = 3;
+const LEDGER_AT = LEDGER_FIELDS.indexOf('at');
 
 const STREAM_PREFIX = memberStreamId('');
 /** The first stream id after every 'member-...' id ('.' follows '-'). */
 const STREAM_PREFIX_END = `${STREAM_PREFIX.slice(0, -1)}.`;
 
 const time = (value: unknown) => sqlTimeToIso(String(value));
-const nullable = (value: unknown) => (value === null || value === undefined ? null : String(value));
+
+/**
+ * A DATETIME(3) string ('2026-01-02 03:04:05.678') equals a canonical instant ('2026-01-02T03:04:05.678Z'),
+ * without building either form per row; anything not in those exact shapes is compared the long way.
+ */
+export function sqlTimeEqualsIso(sql: unknown, iso: string): boolean {
+  if (typeof sql !== 'string') return false;
+  if (sql.length !== 23 || iso.length !== 24 || iso.charCodeAt(23) !== 90 /* Z */) return time(sql) === iso;
+  if (sql.charCodeAt(10) !== 32 /* space */ || iso.charCodeAt(10) !== 84 /* T */) return time(sql) === iso;
+  for (let i = 0; i < 23; i++) if (i !== 10 && sql.charCodeAt(i) !== iso.charCodeAt(i)) return false;
+  return true;
+}
+
+/** The driver's rows of a rowsAsArray query. */
+async function arrayRows(connection: PoolConnection, sql: string, params: unknown[]): Promise<unknown[][]> {
+  const [rows] = await connection.query<RowDataPacket[]>({ sql, rowsAsArray: true }, params);
+  return rows as unknown as unknown[][];
+}
 
 function cursors(connection: PoolConnection, input: SlicePassInput) {
   const { tenantId, slice } = input;
@@ -115,26 +178,24 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
   const streamLow = STREAM_PREFIX + slice.low;
   const streamHigh = highMember === null ? STREAM_PREFIX_END : STREAM_PREFIX + highMember;
 
-  const events = new KeysetCursor<RecordedEvent>(
-    async (after, limit) =>
-      (
-        await query(
-          `SELECT tenant_id, partition_no, position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at,
-             stream_hash, partition_hash
-           FROM events WHERE tenant_id = ? AND stream_id >= ? AND stream_id < ? AND (stream_id > ? OR stream_version > ?)
-           ORDER BY stream_id, stream_version LIMIT ?`,
-          [
-            tenantId,
-            after?.streamId ?? streamLow,
-            streamHigh,
-            after?.streamId ?? '',
-            after?.streamVersion ?? 0,
-            limit,
-          ],
-        )
-      ).map(rowToEvent),
+  const events = new KeysetCursor<EventRow>(
+    async (after, limit) => {
+      const rows = await arrayRows(
+        connection,
+        `SELECT ${EVENT_COLUMNS}
+         FROM events WHERE tenant_id = ? AND stream_id >= ? AND stream_id < ? AND (stream_id > ? OR stream_version > ?)
+         ORDER BY stream_id, stream_version LIMIT ?`,
+        [tenantId, after?.[0] ?? streamLow, streamHigh, after?.[0] ?? '', after?.[1] ?? 0, limit],
+      );
+      for (const row of rows) {
+        row[1] = sqlInt(row[1]);
+        row[2] = sqlInt(row[2]);
+        row[3] = sqlInt(row[3]);
+      }
+      return rows as EventRow[];
+    },
     input.eventPageRows,
-    (a, b) => compareKeys(a.streamId, b.streamId) || a.streamVersion - b.streamVersion,
+    (a, b) => compareKeys(a[0], b[0]) || a[1] - b[1],
     'events',
   );
   const streams = new KeysetCursor<StreamRow>(
@@ -220,43 +281,28 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
     placed_at: time(row['placed_at']),
   }));
   const ledger = new KeysetCursor<LedgerRow>(
-    async (after, limit) =>
-      (
-        await query(
-          `SELECT member_id, stream_version, movement_no, entry_id, partition_no, position, event_type, at, kind, points, balance_after,
-             order_id, store_id, reason
-           FROM ledger_entries WHERE tenant_id = ? AND ${memberRange('member_id')}
-             ${after === null ? '' : 'AND member_id >= ? AND (member_id > ? OR stream_version > ? OR (stream_version = ? AND movement_no > ?))'}
-           ORDER BY member_id, stream_version, movement_no LIMIT ?`,
-          [
-            tenantId,
-            ...memberBounds(slice.low),
-            ...(after === null
-              ? []
-              : [after.memberId, after.memberId, after.version, after.version, after.movementNo]),
-            limit,
-          ],
-        )
-      ).map((row) => ({
-        memberId: String(row['member_id']),
-        version: sqlInt(row['stream_version']),
-        movementNo: sqlInt(row['movement_no']),
-        values: {
-          entry_id: String(row['entry_id']),
-          partition_no: sqlInt(row['partition_no']),
-          position: sqlInt(row['position']),
-          event_type: String(row['event_type']),
-          at: time(row['at']),
-          kind: String(row['kind']),
-          points: sqlInt(row['points']),
-          balance_after: sqlInt(row['balance_after']),
-          order_id: nullable(row['order_id']),
-          store_id: nullable(row['store_id']),
-          reason: nullable(row['reason']),
-        },
-      })),
+    async (after, limit) => {
+      const rows = await arrayRows(
+        connection,
+        `SELECT member_id, stream_version, movement_no, ${LEDGER_FIELDS.join(', ')}
+         FROM ledger_entries WHERE tenant_id = ? AND ${memberRange('member_id')}
+           ${after === null ? '' : 'AND member_id >= ? AND (member_id > ? OR stream_version > ? OR (stream_version = ? AND movement_no > ?))'}
+         ORDER BY member_id, stream_version, movement_no LIMIT ?`,
+        [
+          tenantId,
+          ...memberBounds(slice.low),
+          ...(after === null ? [] : [after[0], after[0], after[1], after[1], after[2]]),
+          limit,
+        ],
+      );
+      for (const row of rows) {
+        row[1] = sqlInt(row[1]);
+        row[2] = sqlInt(row[2]);
+      }
+      return rows as LedgerRow[];
+    },
     input.pageRows,
-    (a, b) => compareKeys(a.memberId, b.memberId) || a.version - b.version || a.movementNo - b.movementNo,
+    (a, b) => compareKeys(a[0], b[0]) || a[1] - b[1] || a[2] - b[2],
     'ledger_entries',
   );
   return { events, streams, accounts, lots, holds, ledger };
@@ -269,25 +315,37 @@ function heldOf(state: MemberState, at?: string): number {
   return held;
 }
 
-/** What the read model's ledger row for a movement must hold (projections/fold.ts writes the same). */
-function expectedLedgerValues(
-  recorded: RecordedEvent,
-  event: MemberEvent,
-  movement: Movement,
-): LedgerRow['values'] {
-  return {
-    entry_id: movement.suffix === '' ? recorded.eventId : `${recorded.eventId}:${movement.suffix}`,
-    partition_no: recorded.partition,
-    position: recorded.position,
-    event_type: recorded.type,
-    at: event.data.at,
-    kind: movement.kind,
-    points: movement.points,
-    balance_after: movement.balanceAfter,
-    order_id: movement.orderId ?? null,
-    store_id: movement.storeId ?? null,
-    reason: movement.reason ?? null,
-  };
+/** What the read model's ledger row for a movement must hold (projections/fold.ts writes the same), in LEDGER_FIELDS order. */
+function expectedLedgerValues(row: EventRow, at: string, movement: Movement): (string | number | null)[] {
+  return [
+    movement.suffix === '' ? row[4] : `${row[4]}:${movement.suffix}`,
+    row[2],
+    row[3],
+    row[5],
+    at,
+    movement.kind,
+    movement.points,
+    movement.balanceAfter,
+    movement.orderId ?? null,
+    movement.storeId ?? null,
+    movement.reason ?? null,
+  ];
+}
+
+/** The read model's value as the report shows it (times as ISO instants). */
+function ledgerActual(row: LedgerRow, field: number): string | number | null {
+  const value = row[LEDGER_VALUES_OFFSET + field];
+  if (value === undefined || value === null) return null;
+  return field === LEDGER_AT ? time(value) : value;
+}
+
+/** The fold of one stream as of the projector's checkpoint: what the read models must show. */
+interface Covered {
+  state: MemberState;
+  version: number;
+  hash: string;
+  lifetime: Record<MovementKind, number>;
+  at: string;
 }
 
 export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Promise<SlicePassResult> {
@@ -304,107 +362,148 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
     let events = 0;
     let members = 0;
     let pendingProgress = 0;
+    // StreamChainVerifier.add reads the fields it needs and keeps none of the object, so one scratch
+    // event serves every row (no RecordedEvent allocated per event).
+    const link: RecordedEvent = {
+      eventId: '',
+      type: '',
+      data: null,
+      metadata: { tenantId, recordedAt: '' },
+      tenantId,
+      streamId: '',
+      streamVersion: 0,
+      partition: 0,
+      position: 0,
+      recordedAt: '',
+      streamHash: '',
+      partitionHash: '',
+      dataJson: '',
+      metadataJson: '',
+    };
+    const lifetime = [0, 0, 0, 0, 0, 0];
+    const coveredLifetime = [0, 0, 0, 0, 0, 0];
 
     for (;;) {
-      const candidates: string[] = [];
-      const event = await c.events.peek();
-      if (event !== undefined) candidates.push(memberIdOfStream(event.streamId)!);
-      const stream = await c.streams.peek();
-      if (stream !== undefined) candidates.push(memberIdOfStream(stream.streamId)!);
-      for (const peek of [
-        () => c.accounts.peek(),
-        () => c.lots.peek(),
-        () => c.holds.peek(),
-        () => c.ledger.peek(),
-      ]) {
-        const row = await peek();
-        if (row !== undefined) candidates.push(row.memberId);
-      }
-      if (candidates.length === 0) break;
-      const memberId = candidates.reduce((min, id) => (compareKeys(id, min) < 0 ? id : min));
+      await Promise.all([
+        c.events.ready(),
+        c.streams.ready(),
+        c.accounts.ready(),
+        c.lots.ready(),
+        c.holds.ready(),
+        c.ledger.ready(),
+      ]);
+      let memberId: string | undefined;
+      const candidate = (id: string | undefined) => {
+        if (id !== undefined && (memberId === undefined || compareKeys(id, memberId) < 0)) memberId = id;
+      };
+      const firstEvent = c.events.peek();
+      if (firstEvent !== undefined) candidate(memberIdOfStream(firstEvent[0])!);
+      const firstStream = c.streams.peek();
+      if (firstStream !== undefined) candidate(memberIdOfStream(firstStream.streamId)!);
+      candidate(c.accounts.peek()?.memberId);
+      candidate(c.lots.peek()?.memberId);
+      candidate(c.holds.peek()?.memberId);
+      candidate(c.ledger.peek()?.[0]);
+      if (memberId === undefined) break;
+      const member: string = memberId;
       members += 1;
 
-      const streamId = memberStreamId(memberId);
+      const streamId = memberStreamId(member);
       const add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) =>
-        log.add({ tenantId, memberId, streamId, ...d });
-      const streamRow = (await c.streams.peek())?.streamId === streamId ? await c.streams.next() : undefined;
-      const account = (await c.accounts.peek())?.memberId === memberId ? await c.accounts.next() : undefined;
+        log.add({ tenantId, memberId: member, streamId, ...d });
+      const streamRow = c.streams.peek()?.streamId === streamId ? c.streams.next() : undefined;
+      const account = c.accounts.peek()?.memberId === member ? c.accounts.next() : undefined;
       const lotRows: KeyedRow[] = [];
-      while ((await c.lots.peek())?.memberId === memberId) lotRows.push((await c.lots.next())!);
+      for (;;) {
+        await c.lots.ready();
+        if (c.lots.peek()?.memberId !== member) break;
+        lotRows.push(c.lots.next()!);
+      }
       const holdRows: KeyedRow[] = [];
-      while ((await c.holds.peek())?.memberId === memberId) holdRows.push((await c.holds.next())!);
+      for (;;) {
+        await c.holds.ready();
+        if (c.holds.peek()?.memberId !== member) break;
+        holdRows.push(c.holds.next()!);
+      }
 
       // Fold the stream; remember the state as of the checkpoint of its partition.
       const partition = partitionOf(streamId, LOG_PARTITIONS);
       const checkpoint = checkpoints.get(partition) ?? 0;
       const verifier = new StreamChainVerifier(tenantId, streamId);
+      link.streamId = streamId;
       let state: MemberState = initialMemberState();
       let failedAt: number | null = null;
-      const lifetime = Object.fromEntries(MOVEMENT_KINDS.map((kind) => [kind, 0])) as Record<
-        MovementKind,
-        number
-      >;
-      let covered: {
-        state: MemberState;
-        version: number;
-        hash: string;
-        lifetime: Record<MovementKind, number>;
-        at: string;
-      } | null = null;
+      lifetime.fill(0);
+      let covered: Omit<Covered, 'lifetime'> | null = null;
       let registration: { storeId: string; channel: string; at: string } | null = null;
       let streamEvents = 0;
 
-      const nextLedgerOf = async (): Promise<LedgerRow | undefined> => {
-        const row = await c.ledger.peek();
-        return row?.memberId === memberId ? row : undefined;
+      /** The member's next ledger row, if any (the cursor is ready). */
+      const ledgerOfMember = (): LedgerRow | undefined => {
+        const row = c.ledger.peek();
+        return row !== undefined && row[0] === member ? row : undefined;
       };
       const extraLedgerRow = (row: LedgerRow, why: string) =>
         add({
           kind: 'read-model',
           table: 'ledger_entries',
-          streamVersion: row.version,
-          field: `entry ${row.version}/${row.movementNo}`,
+          streamVersion: row[1],
+          field: `entry ${row[1]}/${row[2]}`,
           expected: null,
-          actual: `${String(row.values['kind'])} ${String(row.values['points'])}`,
+          actual: `${String(row[LEDGER_VALUES_OFFSET + LEDGER_FIELDS.indexOf('kind')])} ${String(row[LEDGER_VALUES_OFFSET + LEDGER_FIELDS.indexOf('points')])}`,
           detail: why,
         });
 
-      while ((await c.events.peek())?.streamId === streamId) {
-        const recorded = (await c.events.next())!;
+      for (;;) {
+        if (!c.events.isReady) await c.events.ready();
+        const peeked = c.events.peek();
+        if (peeked === undefined || peeked[0] !== streamId) break;
+        const row = c.events.next()!;
+        const version = row[1];
+        const eventPartition = row[2];
+        const position = row[3];
         streamEvents += 1;
-        verifier.add(recorded);
-        if (recorded.partition !== partition) {
+        link.streamVersion = version;
+        link.position = position;
+        link.eventId = row[4];
+        link.type = row[5];
+        link.dataJson = row[6];
+        link.metadataJson = row[7];
+        link.streamHash = row[8];
+        verifier.add(link);
+        if (eventPartition !== partition) {
           add({
             kind: 'chain',
-            streamVersion: recorded.streamVersion,
-            partition: recorded.partition,
-            position: recorded.position,
-            detail: `the event is in partition ${recorded.partition}; the stream belongs to partition ${partition}`,
+            streamVersion: version,
+            partition: eventPartition,
+            position,
+            detail: `the event is in partition ${eventPartition}; the stream belongs to partition ${partition}`,
           });
         }
-        const isCovered = recorded.position <= checkpoint && recorded.partition === partition;
-        const domainEvent = { type: recorded.type, data: recorded.data } as MemberEvent;
+        const isCovered = position <= checkpoint && eventPartition === partition;
+        let at = '';
         let movements: Movement[] = [];
         if (failedAt === null) {
           try {
-            const at = domainEvent.data.at;
+            const domainEvent = { type: row[5], data: JSON.parse(row[6]) as unknown } as MemberEvent;
+            at = domainEvent.data.at;
             const availableBefore = state.registered ? state.balance - heldOf(state, at) : 0;
             const next = evolveMember(state, domainEvent);
             movements = movementsOf(domainEvent);
             if (next.registered) {
               const availableAfter = next.balance - heldOf(next, at);
               if (
-                recorded.type !== 'PurchaseRefunded' &&
+                domainEvent.type !== 'PurchaseRefunded' &&
                 availableAfter < 0 &&
                 availableAfter < availableBefore
               ) {
                 add({
                   kind: 'available',
-                  streamVersion: recorded.streamVersion,
+                  streamVersion: version,
                   field: 'available',
                   expected: '>= 0',
                   actual: availableAfter,
-                  detail: `${recorded.type} took available from ${availableBefore} to ${availableAfter}; only a refund's reversal may go below zero`,
+                  detail: `${domainEvent.type} took available from ${availableBefore} to ${availableAfter}; only a refund's reversal may go below zero`,
                 });
               }
             }
@@ -416,82 +515,104 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
               };
             }
             state = next;
-            for (const movement of movements) lifetime[movement.kind] += movement.points;
+            for (const movement of movements) {
+              const kind = MOVEMENT_KIND_INDEX[movement.kind];
+              lifetime[kind] = lifetime[kind]! + movement.points;
+            }
           } catch (error) {
-            failedAt = recorded.streamVersion;
+            failedAt = version;
+            const why = error instanceof Error ? error.message : String(error);
             add({
               kind: 'replay',
-              streamVersion: recorded.streamVersion,
-              partition: recorded.partition,
-              position: recorded.position,
-              detail: `evolveMember refused ${recorded.type}: ${error instanceof Error ? error.message : String(error)}`,
+              streamVersion: version,
+              partition: eventPartition,
+              position,
+              detail:
+                error instanceof SyntaxError
+                  ? `the stored data of ${row[5]} is not JSON: ${why}`
+                  : `evolveMember refused ${row[5]}: ${why}`,
             });
           }
         }
         if (failedAt === null && isCovered) {
-          covered = {
-            state,
-            version: recorded.streamVersion,
-            hash: recorded.streamHash,
-            lifetime: { ...lifetime },
-            at: domainEvent.data.at,
-          };
+          // Mutated in place: one object per member, not per event.
+          if (covered === null) covered = { state, version, hash: row[8], at };
+          else {
+            covered.state = state;
+            covered.version = version;
+            covered.hash = row[8];
+            covered.at = at;
+          }
+          for (let kind = 0; kind < lifetime.length; kind++) coveredLifetime[kind] = lifetime[kind]!;
         }
 
         // Ledger entries of this event: exactly its movements when the checkpoint covers it, none otherwise.
-        while (true) {
-          const row = await nextLedgerOf();
-          if (row === undefined || row.version >= recorded.streamVersion) break;
+        for (;;) {
+          if (!c.ledger.isReady) await c.ledger.ready();
+          const ledgerRow = ledgerOfMember();
+          if (ledgerRow === undefined || ledgerRow[1] >= version) break;
           extraLedgerRow(
-            (await c.ledger.next())!,
+            c.ledger.next()!,
             'a ledger entry for a stream version that has no event (or a gap)',
           );
         }
         if (failedAt !== null) {
-          while ((await nextLedgerOf())?.version === recorded.streamVersion) await c.ledger.next();
+          for (;;) {
+            if (!c.ledger.isReady) await c.ledger.ready();
+            if (ledgerOfMember()?.[1] !== version) break;
+            c.ledger.next();
+          }
           continue;
         }
         const expected = isCovered ? movements : [];
         for (let movementNo = 0; movementNo < expected.length; movementNo++) {
-          const row = await nextLedgerOf();
-          const want = expectedLedgerValues(recorded, domainEvent, expected[movementNo]!);
-          if (row === undefined || row.version !== recorded.streamVersion || row.movementNo !== movementNo) {
+          if (!c.ledger.isReady) await c.ledger.ready();
+          const ledgerRow = ledgerOfMember();
+          const movement = expected[movementNo]!;
+          if (ledgerRow === undefined || ledgerRow[1] !== version || ledgerRow[2] !== movementNo) {
             add({
               kind: 'read-model',
               table: 'ledger_entries',
-              streamVersion: recorded.streamVersion,
-              field: `entry ${recorded.streamVersion}/${movementNo}`,
-              expected: `${String(want['kind'])} ${String(want['points'])}`,
+              streamVersion: version,
+              field: `entry ${version}/${movementNo}`,
+              expected: `${movement.kind} ${movement.points}`,
               actual: null,
               detail: 'the ledger entry is missing',
             });
             continue;
           }
-          await c.ledger.next();
-          for (const [field, value] of Object.entries(want)) {
-            if (row.values[field] === value) continue;
+          c.ledger.next();
+          const want = expectedLedgerValues(row, at, movement);
+          for (let field = 0; field < LEDGER_FIELDS.length; field++) {
+            const value = want[field]!;
+            const actual = ledgerRow[LEDGER_VALUES_OFFSET + field];
+            if (field === LEDGER_AT ? sqlTimeEqualsIso(actual, at) : actual === value) continue;
             add({
               kind: 'read-model',
               table: 'ledger_entries',
-              streamVersion: recorded.streamVersion,
-              field: `entry ${recorded.streamVersion}/${movementNo} ${field}`,
+              streamVersion: version,
+              field: `entry ${version}/${movementNo} ${LEDGER_FIELDS[field]}`,
               expected: value,
-              actual: row.values[field] ?? null,
+              actual: ledgerActual(ledgerRow, field),
               detail: 'the ledger entry differs from the event',
             });
           }
         }
-        while ((await nextLedgerOf())?.version === recorded.streamVersion) {
+        for (;;) {
+          if (!c.ledger.isReady) await c.ledger.ready();
+          if (ledgerOfMember()?.[1] !== version) break;
           extraLedgerRow(
-            (await c.ledger.next())!,
+            c.ledger.next()!,
             isCovered
               ? 'a ledger entry the event does not make'
               : 'a ledger entry for an event beyond the projector checkpoint',
           );
         }
       }
-      while ((await nextLedgerOf()) !== undefined) {
-        extraLedgerRow((await c.ledger.next())!, 'a ledger entry beyond the last event of the stream');
+      for (;;) {
+        if (!c.ledger.isReady) await c.ledger.ready();
+        if (ledgerOfMember() === undefined) break;
+        extraLedgerRow(c.ledger.next()!, 'a ledger entry beyond the last event of the stream');
       }
       events += streamEvents;
       pendingProgress += streamEvents;
@@ -511,7 +632,16 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       }
       if (failedAt !== null) continue;
 
-      compareAccount(add, account, covered, registration, streamId);
+      const coveredWithLifetime: Covered | null =
+        covered === null
+          ? null
+          : {
+              ...covered,
+              lifetime: Object.fromEntries(
+                MOVEMENT_KINDS.map((kind) => [kind, coveredLifetime[MOVEMENT_KIND_INDEX[kind]]!]),
+              ) as Record<MovementKind, number>,
+            };
+      compareAccount(add, account, coveredWithLifetime, registration, streamId);
       const expectedLots = new Map<string, KeyedRow['values']>();
       const expectedHolds = new Map<string, KeyedRow['values']>();
       if (covered !== null && covered.state.registered) {
@@ -561,13 +691,7 @@ type Add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) => void;
 function compareAccount(
   add: Add,
   account: AccountRow | undefined,
-  covered: {
-    state: MemberState;
-    version: number;
-    hash: string;
-    lifetime: Record<MovementKind, number>;
-    at: string;
-  } | null,
+  covered: Covered | null,
   registration: { storeId: string; channel: string; at: string } | null,
   streamId: string,
 ): void {

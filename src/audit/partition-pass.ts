@@ -7,7 +7,7 @@
  * - double entry: the postings of the events up to the projector's checkpoint equal tenant_totals of this
  *   partition, account by account (points and number of postings), and the checkpoint is not beyond the head.
  * It reads only the columns the chain needs, plus `data` for the events that post (so JSON is parsed only
- * where it carries points). Memory: one page.
+ * where it carries points), as arrays (rowsAsArray: no object per row). Memory: one page.
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream } from '../commands/streams.ts';
@@ -103,24 +103,33 @@ export async function auditPartition(
     let verified = 0;
     // Position 0 is the empty log: its hash is the genesis hash, present by definition.
     let exportHashSeen: string | null = input.exportHead?.position === 0 ? GENESIS_HASH : null;
+    // PartitionChainVerifier.add reads the fields it needs and keeps none of the object: one scratch link
+    // serves every row.
+    const link = chainLink(tenantId, partition);
     for (;;) {
-      const [rows] = await connection.query<RowDataPacket[]>(
-        `SELECT position, stream_id, stream_version, event_type, stream_hash, partition_hash,
-           IF(event_type IN (${POSTING_TYPES_SQL}), data, NULL) AS data
-         FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
+      const [page] = await connection.query<RowDataPacket[]>(
+        {
+          sql: `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type,
+                  IF(event_type IN (${POSTING_TYPES_SQL}), data, NULL)
+                FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
+          rowsAsArray: true,
+        },
         [tenantId, partition, after, input.pageRows],
       );
+      const rows = page as unknown as unknown[][];
       for (const row of rows) {
-        const link = chainLink(tenantId, partition, row);
+        link.position = sqlInt(row[0]);
+        link.streamId = String(row[1]);
+        link.streamVersion = sqlInt(row[2]);
+        link.streamHash = String(row[3]);
+        link.partitionHash = String(row[4]);
         verifier.add(link);
         if (input.exportHead !== null && link.position === input.exportHead.position)
           exportHashSeen = link.partitionHash;
-        if (row['data'] !== null && memberIdOfStream(link.streamId) !== null) {
+        const data = row[6];
+        if (data !== null && data !== undefined && memberIdOfStream(link.streamId) !== null) {
           try {
-            const event = {
-              type: link.type,
-              data: JSON.parse(String(row['data'])) as unknown,
-            } as MemberEvent;
+            const event = { type: String(row[5]), data: JSON.parse(String(data)) as unknown } as MemberEvent;
             for (const posting of postingsFor(event)) {
               postings.set(posting.account, addPoints(postings.get(posting.account) ?? 0, posting.points));
               if (link.position <= checkpoint) {
@@ -146,7 +155,7 @@ export async function auditPartition(
       verified += rows.length;
       input.onEvents?.(rows.length);
       if (rows.length < input.pageRows) break;
-      after = sqlInt(rows[rows.length - 1]!['position']);
+      after = sqlInt(rows[rows.length - 1]![0]);
     }
     for (const problem of verifier.finish(head ?? undefined)) log.add(chainProblemToDiscrepancy(problem));
 
@@ -217,23 +226,24 @@ export async function auditPartition(
 }
 
 /**
- * The fields PartitionChainVerifier reads (position, stream id and version, the two hashes). The content
- * fields are left empty: this pass does not read them, pass B verifies content through the stream chains.
+ * The fields PartitionChainVerifier reads (position, stream id and version, the two hashes), set per row.
+ * The content fields stay empty: this pass does not read them, pass B verifies content through the stream
+ * chains.
  */
-function chainLink(tenantId: string, partition: number, row: RowDataPacket): RecordedEvent {
+function chainLink(tenantId: string, partition: number): RecordedEvent {
   return {
     eventId: '',
-    type: String(row['event_type']),
+    type: '',
     data: null,
     metadata: { tenantId, recordedAt: '' },
     tenantId,
-    streamId: String(row['stream_id']),
-    streamVersion: sqlInt(row['stream_version']),
+    streamId: '',
+    streamVersion: 0,
     partition,
-    position: sqlInt(row['position']),
+    position: 0,
     recordedAt: '',
-    streamHash: String(row['stream_hash']),
-    partitionHash: String(row['partition_hash']),
+    streamHash: '',
+    partitionHash: '',
     dataJson: '',
     metadataJson: '',
   };

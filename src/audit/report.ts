@@ -73,6 +73,8 @@ export interface AuditReport {
   members: number;
   discrepancyCount: number;
   totalLag: number;
+  /** Processes the units ran in (this one included). */
+  processes: number;
   clean: boolean;
   /** What each pass proves, for the reader of a JSON report without the docs at hand. */
   checks: string[];
@@ -88,6 +90,12 @@ export class DiscrepancyLog {
   add(discrepancy: Discrepancy): void {
     this.count += 1;
     if (this.listed.length < AUDIT_DISCREPANCIES_LISTED_MAX) this.listed.push(discrepancy);
+  }
+
+  /** Takes in what a unit found: its listed discrepancies, and the count of those it did not list. */
+  merge(listed: readonly Discrepancy[], count: number): void {
+    for (const discrepancy of listed) this.add(discrepancy);
+    this.count += count - listed.length;
   }
 }
 
@@ -116,7 +124,8 @@ export function formatAuditSummary(report: AuditReport): string {
   const lines: string[] = [];
   lines.push(
     `audit ${report.clean ? 'CLEAN' : 'FOUND DISCREPANCIES'}: ${report.events} events, ${report.members} members, ` +
-      `${report.tenants.length} tenant(s) in ${(report.durationMs / 1000).toFixed(1)} s (${Math.round(report.eventsPerSecond)} events/s)`,
+      `${report.tenants.length} tenant(s) in ${(report.durationMs / 1000).toFixed(1)} s (${Math.round(report.eventsPerSecond)} events/s, ` +
+      `${report.processes} process${report.processes === 1 ? '' : 'es'})`,
   );
   for (const tenant of report.tenants) {
     lines.push('');
