@@ -31,6 +31,8 @@ function isYearInRange(year: number): boolean {
  * are truncated. Returns null for anything else (no locale-dependent Date.parse fallbacks).
  */
 export function parseIsoInstantMs(text: string): number | null {
+  const canonical = canonicalInstantMs(text);
+  if (canonical !== undefined) return canonical;
   const match = ISO_INSTANT_PATTERN.exec(text);
   if (match === null) return null;
   const [, y, mo, d, h, mi, s, fraction, offset] = match;
@@ -60,6 +62,61 @@ export function parseIsoInstantMs(text: string): number | null {
   return instantMs;
 }
 
+const DIGIT_0 = 48;
+/** The digit at index i, or -1. */
+function digitAt(text: string, i: number): number {
+  const d = text.charCodeAt(i) - DIGIT_0;
+  return d >= 0 && d <= 9 ? d : -1;
+}
+
+function twoDigitsAt(text: string, i: number): number {
+  const a = digitAt(text, i);
+  const b = digitAt(text, i + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/**
+ * The canonical shape 'YYYY-MM-DDTHH:MM:SS.mmmZ' (what every stored instant is) parsed without a regex or a
+ * Date round trip through strings: ms, null when the shape is right but a field is out of range, undefined
+ * when the text has another shape (the general parser decides).
+ */
+function canonicalInstantMs(text: string): number | null | undefined {
+  if (text.length !== 24) return undefined;
+  if (
+    text.charCodeAt(4) !== 45 ||
+    text.charCodeAt(7) !== 45 ||
+    text.charCodeAt(10) !== 84 ||
+    text.charCodeAt(13) !== 58 ||
+    text.charCodeAt(16) !== 58 ||
+    text.charCodeAt(19) !== 46 ||
+    text.charCodeAt(23) !== 90
+  ) {
+    return undefined;
+  }
+  let year = 0;
+  for (let i = 0; i < 4; i++) {
+    const d = digitAt(text, i);
+    if (d < 0) return undefined;
+    year = year * 10 + d;
+  }
+  const month = twoDigitsAt(text, 5);
+  const day = twoDigitsAt(text, 8);
+  const hour = twoDigitsAt(text, 11);
+  const minute = twoDigitsAt(text, 14);
+  const second = twoDigitsAt(text, 17);
+  const m0 = digitAt(text, 20);
+  const m1 = digitAt(text, 21);
+  const m2 = digitAt(text, 22);
+  if (month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || m0 < 0 || m1 < 0 || m2 < 0)
+    return undefined;
+  if (!isYearInRange(year) || hour > 23 || minute > 59 || second > 59) return null;
+  const ms = Date.UTC(year, month - 1, day, hour, minute, second, m0 * 100 + m1 * 10 + m2);
+  const wall = new Date(ms);
+  if (wall.getUTCFullYear() !== year || wall.getUTCMonth() !== month - 1 || wall.getUTCDate() !== day)
+    return null;
+  return ms;
+}
+
 /** Any accepted ISO instant to the canonical UTC form, or null if it is not one. */
 export function normalizeIsoInstant(text: string): IsoInstant | null {
   const ms = parseIsoInstantMs(text);
@@ -67,7 +124,11 @@ export function normalizeIsoInstant(text: string): IsoInstant | null {
 }
 
 export function isCanonicalIsoInstant(text: unknown): text is IsoInstant {
-  return typeof text === 'string' && normalizeIsoInstant(text) === text;
+  if (typeof text !== 'string') return false;
+  // The canonical shape with valid fields is its own normal form (toISOString writes exactly that shape for
+  // years 1000-9999); any other shape is not canonical, whatever it normalises to.
+  const canonical = canonicalInstantMs(text);
+  return canonical === undefined ? false : canonical !== null;
 }
 
 /** Milliseconds since the epoch of a canonical instant; anything else is a bug upstream. */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * The hash chains (DESIGN.md invariant 6). Each event's streamHash covers its content and the previous
@@ -28,7 +28,7 @@ export function streamHash(previous: string, input: StreamHashInput): string {
     input.dataJson,
     input.metadataJson,
   ]);
-  return createHash('sha256').update(previous).update('\n').update(content).digest('hex');
+  return hash('sha256', `${previous}\n${content}`, 'hex');
 }
 
 export function partitionHash(
@@ -37,9 +37,5 @@ export function partitionHash(
   position: number,
   eventStreamHash: string,
 ): string {
-  return createHash('sha256')
-    .update(previous)
-    .update('\n')
-    .update(`${partition}|${position}|${eventStreamHash}`)
-    .digest('hex');
+  return hash('sha256', `${previous}\n${partition}|${position}|${eventStreamHash}`, 'hex');
 }

@@ -67,10 +67,18 @@ export function evolveMember(state: MemberState, event: MemberEvent): MemberStat
  * the live stream did: order summaries past their retention and adjustmentIds past theirs.
  */
 function prune(state: RegisteredMember, at: IsoInstant): RegisteredMember {
-  const adjustmentCutoff = addDaysIso(at, -ADJUSTMENT_IDS_RETENTION_DAYS);
-  const orders = state.orders.filter((order) => order.retainUntil > at);
-  const adjustments = state.adjustments.filter((adjustment) => adjustment.at > adjustmentCutoff);
-  if (orders.length === state.orders.length && adjustments.length === state.adjustments.length) return state;
+  // Most events prune nothing: check before allocating, and compute the adjustment cutoff only when there
+  // are adjustments to compare with it.
+  const ordersExpire = state.orders.some((order) => !(order.retainUntil > at));
+  const adjustmentCutoff =
+    state.adjustments.length === 0 ? null : addDaysIso(at, -ADJUSTMENT_IDS_RETENTION_DAYS);
+  const adjustmentsExpire =
+    adjustmentCutoff !== null && state.adjustments.some((adjustment) => !(adjustment.at > adjustmentCutoff));
+  if (!ordersExpire && !adjustmentsExpire) return state;
+  const orders = ordersExpire ? state.orders.filter((order) => order.retainUntil > at) : state.orders;
+  const adjustments = adjustmentsExpire
+    ? state.adjustments.filter((adjustment) => adjustment.at > adjustmentCutoff!)
+    : state.adjustments;
   return { ...state, orders, adjustments };
 }
 
