@@ -21,7 +21,7 @@ import { runAudit, AUDIT_CONCURRENCY_DEFAULT } from '../src/audit/audit.ts';
 import type { Pool } from '../src/db/pool.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
 import { Projector } from '../src/projections/runtime.ts';
-import { fmt, machineLine, reusableDatabase, scratchDatabase } from './lib/bench.ts';
+import { fmt, machineLine, reusableDatabase, scratchDatabase, withBufferPool } from './lib/bench.ts';
 import { lifetimePeakRssBytes, mib, withPeakTreeRss } from './lib/rss.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 1_000_000);
@@ -33,6 +33,11 @@ const PROCESSES =
     : Number(process.env['BENCH_AUDIT_PROCESSES']);
 const TARGET_EVENTS_PER_SECOND = 100_000;
 const REUSE = process.env['BENCH_REUSE'];
+/** BENCH_BUFFER_POOL_MIB: the server's buffer pool for the measurement (scripts/lib/bench.ts, withBufferPool). */
+const BUFFER_POOL_MIB =
+  process.env['BENCH_BUFFER_POOL_MIB'] === undefined
+    ? undefined
+    : Number(process.env['BENCH_BUFFER_POOL_MIB']);
 const tenantId = 'bench';
 
 /** Generates about EVENTS events through the decider and projects them with the real projector. */
@@ -94,36 +99,44 @@ async function main(): Promise<void> {
       await reused?.markReady(`${built.written} events, ${built.members} members`);
     }
     const store = new SqlEventStore(db.pool);
-    const t0 = performance.now();
-    const loadBefore = os.loadavg()[0]!;
-    const {
-      result: report,
-      peakRssBytes,
-      peakProcesses,
-    } = await withPeakTreeRss(() =>
-      runAudit(db.pool, store, {
-        tenantId,
-        concurrency: CONCURRENCY,
-        ...(PROCESSES === undefined ? {} : { processes: PROCESSES }),
-        onProgress: (p) => {
-          if ((p.chainEvents + p.memberEvents) % 50_000 < 2_000)
-            process.stderr.write(`\raudit: chains ${fmt(p.chainEvents)}, members ${fmt(p.memberEvents)}   `);
-        },
-      }),
-    );
-    process.stderr.write('\n');
-    const seconds = (performance.now() - t0) / 1000;
-    const rate = report.events / seconds;
     console.log(
-      [
-        `audit (${report.processes} processes, concurrency ${CONCURRENCY} each): ${fmt(report.events)} events, ${fmt(report.members)} members in ${fmt(seconds, 1)} s`,
-        `  ${fmt(rate)} events/s (target >= ${fmt(TARGET_EVENTS_PER_SECOND)}: ${rate >= TARGET_EVENTS_PER_SECOND ? 'met' : 'NOT met'})`,
-        `  cost: ${fmt(1_000_000 / rate, 1)} s per million events on this machine`,
-        `  peak RSS during the audit: ${mib(peakRssBytes)} for this process and its children together (up to ${peakProcesses} processes: unit processes, tsx's esbuild); this process's lifetime peak ${mib(lifetimePeakRssBytes())}`,
-        `  load average (1 min) ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after, on ${os.cpus().length} cores`,
-        `  discrepancies: ${report.discrepancyCount} (must be 0)`,
-      ].join('\n'),
+      `InnoDB buffer pool: ${BUFFER_POOL_MIB === undefined ? 'as configured' : `${BUFFER_POOL_MIB} MiB for the measurement`}`,
     );
+    const report = await withBufferPool(db.pool, BUFFER_POOL_MIB, async () => {
+      const t0 = performance.now();
+      const loadBefore = os.loadavg()[0]!;
+      const {
+        result: report,
+        peakRssBytes,
+        peakProcesses,
+      } = await withPeakTreeRss(() =>
+        runAudit(db.pool, store, {
+          tenantId,
+          concurrency: CONCURRENCY,
+          ...(PROCESSES === undefined ? {} : { processes: PROCESSES }),
+          onProgress: (p) => {
+            if ((p.chainEvents + p.memberEvents) % 50_000 < 2_000)
+              process.stderr.write(
+                `\raudit: chains ${fmt(p.chainEvents)}, members ${fmt(p.memberEvents)}   `,
+              );
+          },
+        }),
+      );
+      process.stderr.write('\n');
+      const seconds = (performance.now() - t0) / 1000;
+      const rate = report.events / seconds;
+      console.log(
+        [
+          `audit (${report.processes} processes, concurrency ${CONCURRENCY} each): ${fmt(report.events)} events, ${fmt(report.members)} members in ${fmt(seconds, 1)} s`,
+          `  ${fmt(rate)} events/s (target >= ${fmt(TARGET_EVENTS_PER_SECOND)}: ${rate >= TARGET_EVENTS_PER_SECOND ? 'met' : 'NOT met'})`,
+          `  cost: ${fmt(1_000_000 / rate, 1)} s per million events on this machine`,
+          `  peak RSS during the audit: ${mib(peakRssBytes)} for this process and its children together (up to ${peakProcesses} processes: unit processes, tsx's esbuild); this process's lifetime peak ${mib(lifetimePeakRssBytes())}`,
+          `  load average (1 min) ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after, on ${os.cpus().length} cores`,
+          `  discrepancies: ${report.discrepancyCount} (must be 0)`,
+        ].join('\n'),
+      );
+      return report;
+    });
     if (report.discrepancyCount !== 0) {
       console.error(JSON.stringify(report.tenants[0]?.discrepancies.slice(0, 5), null, 2));
       process.exitCode = 1;

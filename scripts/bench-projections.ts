@@ -23,6 +23,7 @@ import { projectionStatus } from '../src/projections/status.ts';
 import { READ_MODEL_TABLES } from '../src/projections/tables.ts';
 import { setTagRules } from '../src/projections/tags.ts';
 import { generateHistory } from './generate-history.ts';
+import { bufferPoolBytes, withBufferPool } from './lib/bench.ts';
 
 const TENANT = 'bench';
 const RAW_ROWS = 300_000;
@@ -79,27 +80,6 @@ async function rawInsertRate(pool: Pool): Promise<number> {
   return RAW_ROWS / seconds;
 }
 
-async function bufferPoolBytes(pool: Pool): Promise<number> {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT @@GLOBAL.innodb_buffer_pool_size AS n');
-  return sqlInt(rows[0]?.['n']);
-}
-
-/** Resizes the buffer pool and waits until the server reports the new size in force. */
-async function setBufferPoolBytes(pool: Pool, bytes: number): Promise<void> {
-  await pool.query('SET GLOBAL innodb_buffer_pool_size = ?', [bytes]);
-  const deadline = Date.now() + 120_000;
-  // The server rounds to its chunk size; wait for a size at least as large as asked, and a finished resize.
-  for (;;) {
-    const [rows] = await pool.query<RowDataPacket[]>(
-      "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_resize_status'",
-    );
-    const status = String(rows[0]?.['Value'] ?? '');
-    if ((await bufferPoolBytes(pool)) >= bytes && !/resizing|withdrawing|allocating/i.test(status)) return;
-    if (Date.now() > deadline) throw new Error(`buffer pool resize did not finish: ${status}`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
 async function main(): Promise<void> {
   const url = process.env['LEDGER_DATABASE_URL'] ?? 'mysql://root@127.0.0.1:3306/points_ledger_bench';
   const targetEvents = Number(argument('events', '1000000'));
@@ -109,12 +89,11 @@ async function main(): Promise<void> {
   const pool = await openPool(url, 24);
   await migrate(pool);
   const bufferPoolMib = argument('buffer-pool-mib', '');
-  const originalBufferPool = await bufferPoolBytes(pool);
-  if (bufferPoolMib !== '') await setBufferPoolBytes(pool, Number(bufferPoolMib) * 1024 * 1024);
   try {
-    await benchmark(pool, targetEvents, concurrency, batch);
+    await withBufferPool(pool, bufferPoolMib === '' ? undefined : Number(bufferPoolMib), () =>
+      benchmark(pool, targetEvents, concurrency, batch),
+    );
   } finally {
-    if (bufferPoolMib !== '') await setBufferPoolBytes(pool, originalBufferPool);
     await pool.end();
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { migrate } from '../../src/db/migrate.ts';
-import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/db/pool.ts';
+import { dropDatabase, openPool, parseDatabaseUrl, sqlInt, type Pool } from '../../src/db/pool.ts';
 
 /** Shared by the benchmarks: a scratch database, timed concurrent loops, percentiles, and a report line. */
 export const BENCH_SERVER_URL = process.env['LEDGER_BENCH_DATABASE_SERVER'] ?? 'mysql://root@127.0.0.1:3306';
@@ -152,4 +152,46 @@ export async function reusableDatabase(
   };
   if (!handle.ready) await handle.reset();
   return handle;
+}
+
+/** The server's InnoDB buffer pool size in bytes. */
+export async function bufferPoolBytes(pool: Pool): Promise<number> {
+  const [rows] = await pool.query<RowDataPacket[]>('SELECT @@GLOBAL.innodb_buffer_pool_size AS n');
+  return sqlInt(rows[0]?.['n']);
+}
+
+/** Resizes the buffer pool and waits until the server reports the new size in force. */
+async function setBufferPoolBytes(pool: Pool, bytes: number): Promise<void> {
+  await pool.query('SET GLOBAL innodb_buffer_pool_size = ?', [bytes]);
+  const deadline = Date.now() + 120_000;
+  // The server rounds to its chunk size; wait for a size at least as large as asked, and a finished resize.
+  for (;;) {
+    const [rows] = await pool.query<RowDataPacket[]>(
+      "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_resize_status'",
+    );
+    const status = String(rows[0]?.['Value'] ?? '');
+    if ((await bufferPoolBytes(pool)) >= bytes && !/resizing|withdrawing|allocating/i.test(status)) return;
+    if (Date.now() > deadline) throw new Error(`buffer pool resize did not finish: ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/**
+ * Runs fn with the server's InnoDB buffer pool at `mib` (SET GLOBAL; MariaDB and MySQL resize it online),
+ * then puts the old size back. MariaDB's default, 128 MiB, holds little of a million-event log and its read
+ * models; production servers are sized for their working set. Undefined leaves the server as it is.
+ */
+export async function withBufferPool<T>(
+  pool: Pool,
+  mib: number | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (mib === undefined) return fn();
+  const original = await bufferPoolBytes(pool);
+  await setBufferPoolBytes(pool, mib * 1024 * 1024);
+  try {
+    return await fn();
+  } finally {
+    await setBufferPoolBytes(pool, original);
+  }
 }
