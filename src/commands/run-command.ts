@@ -75,8 +75,9 @@ export function requestHash(parts: unknown): string {
 }
 
 /**
- * Runs one command against one stream: idempotency check, load (snapshot), decide, append with the
- * expected version, the response and the new snapshot in one transaction. A rejected command writes nothing.
+ * Runs one command against one stream: load (this process's cached state, else the snapshot), decide,
+ * append with the expected version, the command row with the response, and the new snapshot in one
+ * transaction. A rejected command writes no events.
  */
 export class CommandRunner {
   private readonly mutex = new KeyedMutex();
@@ -86,6 +87,7 @@ export class CommandRunner {
   constructor(
     private readonly store: EventStore,
     private readonly clock: Clock,
+    /** States this process appended last (state-cache.ts); a budget of 0 keeps none. */
     private readonly cache = new StreamStateCache(),
   ) {}
 
