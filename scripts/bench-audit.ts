@@ -143,8 +143,10 @@ async function main(): Promise<void> {
     }
   } finally {
     if (reused !== null) await reused.pool.end();
-    else if (process.env['BENCH_KEEP'] === '1') console.log(`kept ${db.url}`);
-    else await db.drop();
+    else if (process.env['BENCH_KEEP'] === '1') {
+      console.log(`kept ${db.url}`);
+      await db.pool.end();
+    } else await db.drop();
   }
 }
 

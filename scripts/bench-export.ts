@@ -95,8 +95,10 @@ async function main(): Promise<void> {
     });
   } finally {
     await rm(out, { recursive: true, force: true });
-    if (process.env['BENCH_KEEP'] === '1') console.log(`kept ${db.url}`);
-    else await db.drop();
+    if (process.env['BENCH_KEEP'] === '1') {
+      console.log(`kept ${db.url}`);
+      await db.pool.end();
+    } else await db.drop();
   }
 }
 
