@@ -112,6 +112,7 @@ async function main(): Promise<void> {
       } = await withPeakTreeRss(() =>
         runAudit(db.pool, store, {
           tenantId,
+          databaseUrl: db.url,
           concurrency: CONCURRENCY,
           ...(PROCESSES === undefined ? {} : { processes: PROCESSES }),
           onProgress: (p) => {

@@ -480,6 +480,7 @@ describe('audit in several processes', () => {
     const several = await runAudit(pool(), store(), {
       ...options,
       processes: 3,
+      databaseUrl: database.current.url,
       onProgress: (p) => {
         progress.chain = p.chainEvents;
         progress.member = p.memberEvents;

@@ -21,7 +21,7 @@ import { memberSlices } from './member-pass.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
 import { runUnit, type UnitJob, type UnitOutcome, type UnitProgress } from './unit.ts';
-import { databaseUrlOf, UnitProcess } from './unit-process.ts';
+import { UnitProcess } from './unit-process.ts';
 
 /**
  * Units (partitions or member slices) audited at once per process; each holds one connection and one
@@ -61,8 +61,16 @@ export interface AuditOptions {
   tenantId?: string;
   /** Units in flight per process (default AUDIT_CONCURRENCY_DEFAULT). */
   concurrency?: number;
-  /** Processes running units, this one included (default: auditProcessesFor the log's size). */
+  /**
+   * Processes running units, this one included (default: auditProcessesFor the log's size when
+   * databaseUrl is given, else 1).
+   */
   processes?: number;
+  /**
+   * The database child processes open their own pools on (it reaches them over IPC, never argv or the
+   * environment). Without it the audit runs in this process only.
+   */
+  databaseUrl?: string;
   /** Called as events are verified (pass A and B together count each event twice: once per pass). */
   onProgress?: (progress: AuditProgress) => void;
   /** Smaller pages in tests exercise the keyset paging. */
@@ -157,13 +165,14 @@ export async function runAudit(
   for (const tenantId of audited) {
     for (const head of await store.partitionHeads(tenantId)) events += head.position;
   }
-  const processes = options.processes ?? auditProcessesFor(events);
+  const databaseUrl = options.databaseUrl;
+  const processes = options.processes ?? (databaseUrl === undefined ? 1 : auditProcessesFor(events));
+  if (processes > 1 && databaseUrl === undefined) {
+    throw new AuditCannotRunError('more than one audit process needs the database URL (databaseUrl)');
+  }
 
   // This process runs units too; the others are children, each with a pool of its own.
-  const children = Array.from(
-    { length: processes - 1 },
-    () => new UnitProcess(databaseUrlOf(pool), concurrency),
-  );
+  const children = Array.from({ length: processes - 1 }, () => new UnitProcess(databaseUrl!, concurrency));
   const runners: UnitRunner[] = [{ run: (job, onEvents) => runUnit(pool, job, onEvents) }, ...children];
   // Slot k of each runner before slot k+1 of any: the first units spread over every process.
   const slots: UnitRunner[] = [];

@@ -10,7 +10,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Pool } from '../db/pool.ts';
 import type { UnitJob, UnitOutcome, UnitProgress } from './unit.ts';
 
 /** How long a child may take to exit after `close` before it is killed. */
@@ -28,31 +27,6 @@ interface Pending {
   resolve: (outcome: UnitOutcome) => void;
   reject: (error: Error) => void;
   onEvents: UnitProgress;
-}
-
-/**
- * The URL of the database a pool is connected to, for a child to open its own pool on it. It travels over
- * the IPC channel only (never in argv or the environment, where `ps` would show a password).
- */
-export function databaseUrlOf(pool: Pool): string {
-  const config = (
-    pool.pool as unknown as {
-      config: {
-        connectionConfig: {
-          host?: string;
-          port?: number;
-          user?: string;
-          password?: string;
-          database?: string;
-        };
-      };
-    }
-  ).config.connectionConfig;
-  const credentials =
-    config.user === undefined
-      ? ''
-      : `${encodeURIComponent(config.user)}${config.password === undefined ? '' : `:${encodeURIComponent(config.password)}`}@`;
-  return `mysql://${credentials}${config.host ?? '127.0.0.1'}:${config.port ?? 3306}/${encodeURIComponent(config.database ?? '')}`;
 }
 
 export class UnitProcess {

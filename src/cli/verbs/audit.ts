@@ -51,6 +51,7 @@ export const audit: Verb = {
       }
       const report = await runAudit(runtime.pool, runtime.store, {
         ...(tenantId === undefined ? {} : { tenantId }),
+        databaseUrl: config.databaseUrl,
         onProgress: (p) => progress.update(p),
       });
       progress.done();
