@@ -1,9 +1,12 @@
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { ManualClock } from '../../test/helpers/ledger.ts';
 import type { MemberCommand } from '../domain/member/commands.ts';
 import type { TenantContext } from '../domain/member/context.ts';
-import type { MemberState } from '../domain/member/state.ts';
+import { initialMemberState, type MemberState } from '../domain/member/state.ts';
+import { decideMember } from '../domain/member/decider.ts';
+import { evolveMember } from '../domain/member/evolve.ts';
 import { memberView } from '../domain/member/view.ts';
 import { SqlEventStore } from '../eventstore/sql/sql-event-store.ts';
 import { explainMemberUniqueKey, memberDecider, memberFolder, uniqueKeysOf } from './members.ts';
@@ -213,5 +216,72 @@ describe('commands under concurrency, on the real database', () => {
       'PointsRedeemed',
       'PointsRedeemed',
     ]);
+  });
+
+  it('two processes taking turns on members answer exactly as one process would (property)', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    // Each step runs on either runner and is awaited, so the store's order is the call order; whichever
+    // runner did not write last holds a state that is behind. The oracle folds the same commands in memory.
+    const stepArb = fc.record({
+      runner: fc.nat(1),
+      member: fc.nat(2),
+      kind: fc.constantFrom('credit', 'redeem'),
+      points: fc.integer({ min: 1, max: 40 }),
+    });
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 12 }), async (steps) => {
+        run += 1;
+        const runners = [new CommandRunner(store, clock), new CommandRunner(store, clock)];
+        const members = [0, 1, 2].map((m) => `m-prop-${run}-${m}`);
+        const oracle = new Map<string, MemberState>();
+        const now = clock.nowIso();
+        for (const memberId of members) {
+          await memberWithPoints(runners[0]!, memberId, 10);
+          let state = initialMemberState();
+          for (const event of (await store.readStream('acme', memberStreamId(memberId))).map(
+            (e) => ({ type: e.type, data: e.data }) as Parameters<typeof evolveMember>[1],
+          ))
+            state = evolveMember(state, event);
+          oracle.set(memberId, state);
+        }
+        for (const [index, step] of steps.entries()) {
+          const memberId = members[step.member]!;
+          const command: MemberCommand =
+            step.kind === 'credit'
+              ? {
+                  type: 'AdjustPoints',
+                  data: {
+                    adjustmentId: `adj-${run}-${index}`,
+                    points: step.points,
+                    reason: 'property',
+                    actor: 'test',
+                    lotId: `lot-${run}-${index}`,
+                  },
+                }
+              : {
+                  type: 'RedeemPoints',
+                  data: { orderId: `o-${run}-${index}`, storeId: 's1', points: step.points },
+                };
+          const expected = decideMember(command, oracle.get(memberId)!, { now, tenant, actor: 'test' });
+          const result = await runOn(runners[step.runner]!, memberId, command);
+          expect(result.ok).toBe(expected.ok);
+          if (!expected.ok && !result.ok) expect(result.rejection.code).toBe(expected.error.code);
+          if (expected.ok) {
+            let state = oracle.get(memberId)!;
+            for (const event of expected.events) state = evolveMember(state, event);
+            oracle.set(memberId, state);
+          }
+        }
+        for (const memberId of members) {
+          const stored = await loadStream(store, 'acme', memberStreamId(memberId), memberFolder);
+          const expected = oracle.get(memberId)!;
+          expect(stored.state.registered && stored.state.balance).toBe(
+            expected.registered && expected.balance,
+          );
+        }
+      }),
+      { numRuns: 25 },
+    );
   });
 });
