@@ -172,7 +172,10 @@ export async function runAudit(
   }
 
   // This process runs units too; the others are children, each with a pool of its own.
-  const children = Array.from({ length: processes - 1 }, () => new UnitProcess(databaseUrl!, concurrency));
+  const children =
+    databaseUrl === undefined
+      ? []
+      : Array.from({ length: processes - 1 }, () => new UnitProcess(databaseUrl, concurrency));
   const runners: UnitRunner[] = [{ run: (job, onEvents) => runUnit(pool, job, onEvents) }, ...children];
   // Slot k of each runner before slot k+1 of any: the first units spread over every process.
   const slots: UnitRunner[] = [];

@@ -33,6 +33,7 @@ import {
 import { LOG_PARTITIONS, partitionOf } from '../eventstore/partition.ts';
 import type { RecordedEvent } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
+import { LEDGER_ENTRY_VALUE_COLUMNS } from '../projections/tables.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import type { Discrepancy, DiscrepancyLog } from './report.ts';
@@ -127,19 +128,7 @@ type LedgerRow = [
   movementNo: number,
   ...values: (string | number | null)[],
 ];
-const LEDGER_FIELDS = [
-  'entry_id',
-  'partition_no',
-  'position',
-  'event_type',
-  'at',
-  'kind',
-  'points',
-  'balance_after',
-  'order_id',
-  'store_id',
-  'reason',
-] as const;
+const LEDGER_FIELDS = LEDGER_ENTRY_VALUE_COLUMNS;
 const LEDGER_VALUES_OFFSET = 3;
 const LEDGER_AT = LEDGER_FIELDS.indexOf('at');
 

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   addDaysIso,
@@ -9,6 +10,7 @@ import {
   localDate,
   localYear,
   normalizeIsoInstant,
+  parseIsoInstantMs,
   startOfLocalDateIso,
   startOfLocalYearIso,
 } from './time.ts';
@@ -117,5 +119,31 @@ describe('local calendar in a time zone', () => {
         date = addDaysToLocalDate(date, 1);
       }
     }
+  });
+});
+
+describe('the fast path for canonical instants', () => {
+  it('agrees with the general parser, in range and out of it', () => {
+    const pad = (n: number, width: number) => String(n).padStart(width, '0');
+    const fieldsArb = fc.tuple(
+      fc.integer({ min: 0, max: 9999 }),
+      fc.integer({ min: 0, max: 13 }),
+      fc.integer({ min: 0, max: 32 }),
+      fc.integer({ min: 0, max: 24 }),
+      fc.integer({ min: 0, max: 60 }),
+      fc.integer({ min: 0, max: 60 }),
+      fc.integer({ min: 0, max: 999 }),
+    );
+    fc.assert(
+      fc.property(fieldsArb, ([year, month, day, hour, minute, second, ms]) => {
+        const wall = `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}.${pad(ms, 3)}`;
+        const canonical = `${wall}Z`;
+        // The same instant with a '+00:00' offset is not the canonical shape: the regular expression parses it.
+        const general = parseIsoInstantMs(`${wall}+00:00`);
+        expect(parseIsoInstantMs(canonical)).toBe(general);
+        expect(isCanonicalIsoInstant(canonical)).toBe(general !== null);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });

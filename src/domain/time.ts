@@ -234,7 +234,8 @@ function wallClockMs(ms: number, timeZone: string): number {
   return Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second, msOfSecond);
 }
 
-function offsetMsAt(ms: number, timeZone: string): number {
+/** The zone's offset from UTC at an instant, in ms (local wall clock minus UTC). */
+export function offsetMsAt(ms: number, timeZone: string): number {
   return wallClockMs(ms, timeZone) - ms;
 }
 

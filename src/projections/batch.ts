@@ -33,7 +33,7 @@ import {
   type MemberKey,
 } from './fold.ts';
 import { sqlTime } from './sql-time.ts';
-import type { TableNames } from './tables.ts';
+import { LEDGER_ENTRY_KEY_COLUMNS, LEDGER_ENTRY_VALUE_COLUMNS, type TableNames } from './tables.ts';
 import { decodeRecent, encodeRecent, evaluateTags, type TagRuleSet } from './tags.ts';
 
 /** Rows in one multi-row statement: keeps a statement far below max_allowed_packet and TiDB's entry limits. */
@@ -615,23 +615,7 @@ async function writeRows(
     target,
     'insert-ledger',
     tables.ledger_entries,
-    [
-      'tenant_id',
-      'member_id',
-      'stream_version',
-      'movement_no',
-      'entry_id',
-      'partition_no',
-      'position',
-      'event_type',
-      'at',
-      'kind',
-      'points',
-      'balance_after',
-      'order_id',
-      'store_id',
-      'reason',
-    ],
+    [...LEDGER_ENTRY_KEY_COLUMNS, ...LEDGER_ENTRY_VALUE_COLUMNS],
     writes.ledger.map((entry) => [
       tenantId,
       entry.memberId,

@@ -4,13 +4,11 @@
  * Anything else takes the general, slower path and fails loudly if it is not an instant.
  */
 import { isoToSqlTime } from '../db/pool.ts';
-import { localDate } from '../domain/time.ts';
+import { localDate, offsetMsAt } from '../domain/time.ts';
 
 const CANONICAL_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MS_PER_DAY = 86_400_000;
 const DAY_CACHE_ENTRIES_MAX = 100_000;
-/** Building a formatter costs far more than formatting; one per zone (a few hundred zones exist). */
-const hourMinuteFormatters = new Map<string, Intl.DateTimeFormat>();
 
 export function isCanonicalInstantFast(iso: string): boolean {
   return CANONICAL_INSTANT.test(iso);
@@ -45,25 +43,4 @@ export function localDayFunction(timeZone: string): (at: string) => string {
     if (entry === null) return localDate(new Date(ms).toISOString(), timeZone);
     return new Date(ms + entry.offsetMs).toISOString().slice(0, 10);
   };
-}
-
-/** The zone's offset at an instant, from its local wall clock (whole minutes: offsets never carry seconds today). */
-function offsetMsAt(ms: number, timeZone: string): number {
-  const iso = new Date(ms).toISOString();
-  const date = localDate(iso, timeZone);
-  let formatter = hourMinuteFormatters.get(timeZone);
-  if (formatter === undefined) {
-    formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      hour: 'numeric',
-      minute: 'numeric',
-    });
-    hourMinuteFormatters.set(timeZone, formatter);
-  }
-  const parts = formatter.formatToParts(new Date(ms));
-  const hour = Number(parts.find((part) => part.type === 'hour')?.value);
-  const minute = Number(parts.find((part) => part.type === 'minute')?.value);
-  const wallMs = Date.parse(`${date}T00:00:00.000Z`) + (hour * 60 + minute) * 60_000 + (ms % 60_000);
-  return wallMs - ms;
 }

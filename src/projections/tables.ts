@@ -30,3 +30,23 @@ export function tableNames(suffix = ''): TableNames {
 }
 
 export const LIVE_TABLES: TableNames = tableNames();
+
+/**
+ * ledger_entries' key and value columns, in the order the projector writes them (batch.ts). The audit
+ * compares every value column against its replay (audit/member-pass.ts), so a column added here and not
+ * to the audit's expectation shows up as a discrepancy, not as an unchecked field.
+ */
+export const LEDGER_ENTRY_KEY_COLUMNS = ['tenant_id', 'member_id', 'stream_version', 'movement_no'] as const;
+export const LEDGER_ENTRY_VALUE_COLUMNS = [
+  'entry_id',
+  'partition_no',
+  'position',
+  'event_type',
+  'at',
+  'kind',
+  'points',
+  'balance_after',
+  'order_id',
+  'store_id',
+  'reason',
+] as const;
