@@ -34,14 +34,18 @@ function tuples(count: number, width: number): string {
 }
 
 /**
- * Appends a batch of requests (at most one per stream) in one transaction of three round trips, with a
+ * Appends a batch of requests (at most one per stream) in one transaction of two round trips, with a
  * fixed number of statements whatever the batch size:
- *   1. START TRANSACTION; SELECT streams ... FOR UPDATE      version check per request (a mismatch fails only that one)
- *   2. INSERT commands; INSERT unique_keys                   dedup by constraint (a duplicate fails the statement)
- *      upsert streams                                         head + snapshot (stream hashes need no log position)
- *      SELECT log_partitions ... FOR UPDATE                   positions; held to COMMIT: commit order = position order
- *   3. INSERT events; upsert log_partitions; COMMIT
+ *   1. START TRANSACTION
+ *      SELECT streams ... FOR UPDATE          version check per request (a mismatch fails only that one)
+ *      SELECT log_partitions ... FOR UPDATE   positions; held to COMMIT: commit order = position order
+ *   2. INSERT commands; INSERT unique_keys    dedup by constraint (a duplicate fails the statement)
+ *      upsert streams                          head + snapshot
+ *      INSERT events; upsert log_partitions
+ *      COMMIT                                  never runs if a statement before it failed
  * Locks are taken in this order by every batch, rows inside a statement in primary-key order: no cycles.
+ * Two round trips, not three: the round trip, not the statements in it, is what a transaction waits on
+ * (BENCHMARKS.md, bench:append), and the partition rows are held for one round trip either way.
  * On any failure the transaction is rolled back and the error rethrown.
  */
 export async function appendBatch(
@@ -58,69 +62,117 @@ export async function appendBatch(
   }
 }
 
+/** What a request writes that does not depend on the heads read under lock: encoded before the locks. */
+interface Encoded {
+  request: AppendRequest;
+  partition: number;
+  /** The first event's recording time as SQL DATETIME(3): the command's, and the stream head's, time. */
+  recordedAtSql: string;
+  responseJson: string | null;
+  snapshotText: string | null;
+  events: { dataJson: string; metadataJson: string; recordedAtSql: string }[];
+}
+
+function encode(request: AppendRequest, partitions: number): Encoded {
+  const events = request.events.map((event) => ({
+    dataJson: JSON.stringify(event.data),
+    metadataJson: JSON.stringify(event.metadata),
+    recordedAtSql: isoToSqlTime(event.metadata.recordedAt),
+  }));
+  const response = request.command?.response;
+  return {
+    request,
+    partition: partitionOf(request.streamId, partitions),
+    recordedAtSql: events[0]!.recordedAtSql,
+    responseJson: response === undefined ? null : JSON.stringify(response.body),
+    // A stream appended without a snapshot gets its old snapshot cleared rather than left stale.
+    snapshotText: request.snapshot === undefined ? null : encodeSnapshot(request.snapshot.state),
+    events,
+  };
+}
+
 async function appendBatchOrThrow(
   connection: PoolConnection,
   requests: readonly AppendRequest[],
   partitions: number,
   beforeCommit: ((request: AppendRequest) => Promise<void>) | undefined,
 ): Promise<AppendOutcome[]> {
-  const [, streamResult] = await send(connection, [
+  // Everything that does not need the heads is done before the rows are locked: other batches wait on
+  // the partition rows for as long as this one holds them.
+  const encoded = requests.map((request) => encode(request, partitions));
+  // Every request's partition is locked, also those a version conflict will drop: the lock is taken before
+  // the versions are known. Only the partitions of accepted requests are written.
+  const lockedPartitions = partitionKeysOf(encoded);
+  const [, streamResult, partitionResult] = await send(connection, [
     { sql: 'START TRANSACTION', params: [] },
     {
       sql: `SELECT tenant_id, stream_id, version, last_hash FROM streams WHERE (tenant_id, stream_id) IN (${tuples(requests.length, 2)})
        ORDER BY tenant_id, stream_id FOR UPDATE`,
       params: requests.flatMap((r) => [r.tenantId, r.streamId]),
     },
+    {
+      sql: `SELECT tenant_id, partition_no, next_position, last_hash FROM log_partitions
+     WHERE (tenant_id, partition_no) IN (${tuples(lockedPartitions.length, 2)}) ORDER BY tenant_id, partition_no FOR UPDATE`,
+      params: lockedPartitions.flat(),
+    },
   ]);
-  const streamRows = streamResult as RowDataPacket[];
   const heads = new Map<string, { version: number; lastHash: string }>();
-  for (const row of streamRows) {
+  for (const row of streamResult as RowDataPacket[]) {
     heads.set(`${String(row['tenant_id'])}\u0000${String(row['stream_id'])}`, {
       version: sqlInt(row['version']),
       lastHash: String(row['last_hash']),
     });
   }
+  const partitionHeads = new Map<string, { next: number; lastHash: string }>();
+  for (const row of partitionResult as RowDataPacket[]) {
+    partitionHeads.set(`${String(row['tenant_id'])}\u0000${sqlInt(row['partition_no'])}`, {
+      next: sqlInt(row['next_position']),
+      lastHash: String(row['last_hash']),
+    });
+  }
 
   const outcomes: AppendOutcome[] = new Array<AppendOutcome>(requests.length);
-  const accepted: {
-    index: number;
-    request: AppendRequest;
-    head: { version: number; lastHash: string } | undefined;
-  }[] = [];
+  const accepted: { index: number; encoded: Encoded; version: number; lastHash: string }[] = [];
   requests.forEach((request, index) => {
     const head = heads.get(`${request.tenantId}\u0000${request.streamId}`);
     const conflict = versionConflict(request, head?.version ?? null);
     if (conflict) outcomes[index] = { ok: false, error: conflict };
-    else accepted.push({ index, request, head });
+    else
+      accepted.push({
+        index,
+        encoded: encoded[index]!,
+        version: head?.version ?? 0,
+        lastHash: head?.lastHash ?? GENESIS_HASH,
+      });
   });
   if (accepted.length === 0) {
     await connection.query('ROLLBACK');
     return outcomes;
   }
-  const second: Statement[] = [];
 
-  const withCommand = accepted.filter((a) => a.request.command !== undefined);
+  const writes: Statement[] = [];
+  const withCommand = accepted.filter((a) => a.encoded.request.command !== undefined);
   if (withCommand.length > 0) {
-    second.push({
+    writes.push({
       sql: `INSERT INTO commands (tenant_id, command_id, request_hash, stream_id, first_version, event_count,
          response_status, response_body, recorded_at) VALUES ${tuples(withCommand.length, 9)}`,
-      params: withCommand.flatMap(({ request, head }) => {
+      params: withCommand.flatMap(({ encoded: { request, responseJson, recordedAtSql }, version }) => {
         const command = request.command!;
         return [
           request.tenantId,
           command.commandId,
           command.requestHash,
           request.streamId,
-          (head?.version ?? 0) + 1,
+          version + 1,
           request.events.length,
           command.response?.status ?? null,
-          command.response === undefined ? null : JSON.stringify(command.response.body),
-          isoToSqlTime(request.events[0]!.metadata.recordedAt),
+          responseJson,
+          recordedAtSql,
         ];
       }),
     });
   }
-  const keys = accepted.flatMap(({ request }) =>
+  const keys = accepted.flatMap(({ encoded: { request } }) =>
     [...new Set(request.uniqueKeys ?? [])].map((key) => [
       request.tenantId,
       key,
@@ -130,21 +182,25 @@ async function appendBatchOrThrow(
   );
   if (keys.length > 0) {
     keys.sort((a, b) => `${a[0]}\u0000${a[1]}`.localeCompare(`${b[0]}\u0000${b[1]}`));
-    second.push({
+    writes.push({
       sql: `INSERT INTO unique_keys (tenant_id, unique_key, stream_id, command_id) VALUES ${tuples(keys.length, 4)}`,
       params: keys.flat(),
     });
   }
 
-  // Stream hashes do not depend on log positions: compute them, and write the stream heads, before the
-  // partition rows are locked, so the partition locks are held for as few statements as possible.
-  const prepared = accepted.map(({ index, request, head }) => {
-    let previousStreamHash = head?.lastHash ?? GENESIS_HASH;
-    const firstVersion = (head?.version ?? 0) + 1;
-    const events = request.events.map((event, offset) => {
-      const streamVersion = firstVersion + offset;
-      const dataJson = JSON.stringify(event.data);
-      const metadataJson = JSON.stringify(event.metadata);
+  // Hash chains and positions: each event hashes its predecessor in its stream and in its partition.
+  const streamValues: unknown[] = [];
+  const eventValues: unknown[] = [];
+  let eventCount = 0;
+  for (const { index, encoded: item, version, lastHash } of accepted) {
+    const { request, partition } = item;
+    const partitionHead = partitionHeads.get(`${request.tenantId}\u0000${partition}`);
+    if (partitionHead === undefined)
+      throw new Error(`log partition ${request.tenantId}/${partition} is missing`);
+    let previousStreamHash = lastHash;
+    const recorded: RecordedEvent[] = request.events.map((event, offset) => {
+      const { dataJson, metadataJson, recordedAtSql } = item.events[offset]!;
+      const streamVersion = version + 1 + offset;
       const eventStreamHash = streamHash(previousStreamHash, {
         tenantId: request.tenantId,
         streamId: request.streamId,
@@ -154,133 +210,96 @@ async function appendBatchOrThrow(
         dataJson,
         metadataJson,
       });
+      const position = partitionHead.next;
+      const eventPartitionHash = partitionHash(partitionHead.lastHash, partition, position, eventStreamHash);
+      eventValues.push(
+        request.tenantId,
+        partition,
+        position,
+        request.streamId,
+        streamVersion,
+        event.eventId,
+        event.type,
+        dataJson,
+        metadataJson,
+        recordedAtSql,
+        eventStreamHash,
+        eventPartitionHash,
+      );
+      eventCount += 1;
       previousStreamHash = eventStreamHash;
-      return { event, streamVersion, dataJson, metadataJson, streamHash: eventStreamHash };
+      partitionHead.next = position + 1;
+      partitionHead.lastHash = eventPartitionHash;
+      return {
+        eventId: event.eventId,
+        type: event.type,
+        data: event.data,
+        metadata: event.metadata,
+        tenantId: request.tenantId,
+        streamId: request.streamId,
+        streamVersion,
+        partition,
+        position,
+        recordedAt: sqlTimeToIso(recordedAtSql),
+        streamHash: eventStreamHash,
+        partitionHash: eventPartitionHash,
+        dataJson,
+        metadataJson,
+      };
     });
-    return {
-      index,
-      request,
-      events,
-      lastHash: previousStreamHash,
-      newVersion: firstVersion + request.events.length - 1,
-    };
-  });
-  second.push({
-    sql: `INSERT INTO streams (tenant_id, stream_id, partition_no, version, last_hash, snapshot_schema, snapshot, updated_at)
-     VALUES ${tuples(prepared.length, 8)}
-     ON DUPLICATE KEY UPDATE version = VALUES(version), last_hash = VALUES(last_hash),
-       snapshot_schema = VALUES(snapshot_schema), snapshot = VALUES(snapshot), updated_at = VALUES(updated_at)`,
-    params: prepared.flatMap(({ request, lastHash, newVersion }) => [
+    const newVersion = version + request.events.length;
+    streamValues.push(
       request.tenantId,
       request.streamId,
-      partitionOf(request.streamId, partitions),
+      partition,
       newVersion,
-      lastHash,
+      previousStreamHash,
       request.snapshot?.schemaVersion ?? null,
-      // A stream appended without a snapshot gets its old snapshot cleared rather than left stale.
-      request.snapshot === undefined ? null : encodeSnapshot(request.snapshot.state),
-      isoToSqlTime(request.events[0]!.metadata.recordedAt),
-    ]),
-  });
-
-  const partitionKeys = [
-    ...new Map(
-      accepted.map(({ request }) => {
-        const partition = partitionOf(request.streamId, partitions);
-        return [`${request.tenantId}\u0000${partition}`, [request.tenantId, partition] as const];
-      }),
-    ).values(),
-  ];
-  second.push({
-    sql: `SELECT tenant_id, partition_no, next_position, last_hash FROM log_partitions
-     WHERE (tenant_id, partition_no) IN (${tuples(partitionKeys.length, 2)}) ORDER BY tenant_id, partition_no FOR UPDATE`,
-    params: partitionKeys.flat(),
-  });
-  const secondResults = await send(connection, second);
-  const partitionRows = secondResults[secondResults.length - 1] as RowDataPacket[];
-  const partitionHeads = new Map<string, { next: number; lastHash: string }>();
-  for (const row of partitionRows) {
-    partitionHeads.set(`${String(row['tenant_id'])}\u0000${sqlInt(row['partition_no'])}`, {
-      next: sqlInt(row['next_position']),
-      lastHash: String(row['last_hash']),
-    });
-  }
-
-  const eventValues: unknown[] = [];
-  let eventCount = 0;
-  for (const { index, request, events, newVersion } of prepared) {
-    const partition = partitionOf(request.streamId, partitions);
-    const partitionHead = partitionHeads.get(`${request.tenantId}\u0000${partition}`);
-    if (partitionHead === undefined)
-      throw new Error(`log partition ${request.tenantId}/${partition} is missing`);
-    const recorded: RecordedEvent[] = events.map(
-      ({ event, streamVersion, dataJson, metadataJson, streamHash: eventStreamHash }) => {
-        const position = partitionHead.next;
-        const eventPartitionHash = partitionHash(
-          partitionHead.lastHash,
-          partition,
-          position,
-          eventStreamHash,
-        );
-        const recordedAtSql = isoToSqlTime(event.metadata.recordedAt);
-        eventValues.push(
-          request.tenantId,
-          partition,
-          position,
-          request.streamId,
-          streamVersion,
-          event.eventId,
-          event.type,
-          dataJson,
-          metadataJson,
-          recordedAtSql,
-          eventStreamHash,
-          eventPartitionHash,
-        );
-        eventCount += 1;
-        partitionHead.next = position + 1;
-        partitionHead.lastHash = eventPartitionHash;
-        return {
-          eventId: event.eventId,
-          type: event.type,
-          data: event.data,
-          metadata: event.metadata,
-          tenantId: request.tenantId,
-          streamId: request.streamId,
-          streamVersion,
-          partition,
-          position,
-          recordedAt: sqlTimeToIso(recordedAtSql),
-          streamHash: eventStreamHash,
-          partitionHash: eventPartitionHash,
-          dataJson,
-          metadataJson,
-        };
-      },
+      item.snapshotText,
+      item.recordedAtSql,
     );
     outcomes[index] = { ok: true, result: { streamVersion: newVersion, events: recorded } };
   }
 
-  const third: Statement[] = [
+  const writtenPartitions = partitionKeysOf(accepted.map((a) => a.encoded));
+  writes.push(
+    {
+      sql: `INSERT INTO streams (tenant_id, stream_id, partition_no, version, last_hash, snapshot_schema, snapshot, updated_at)
+     VALUES ${tuples(accepted.length, 8)}
+     ON DUPLICATE KEY UPDATE version = VALUES(version), last_hash = VALUES(last_hash),
+       snapshot_schema = VALUES(snapshot_schema), snapshot = VALUES(snapshot), updated_at = VALUES(updated_at)`,
+      params: streamValues,
+    },
     { sql: `INSERT INTO events (${EVENT_COLUMNS}) VALUES ${tuples(eventCount, 12)}`, params: eventValues },
     {
       // VALUES() in ON DUPLICATE KEY UPDATE runs on MySQL 8 (deprecated, still supported), MariaDB and TiDB alike.
-      sql: `INSERT INTO log_partitions (tenant_id, partition_no, next_position, last_hash) VALUES ${tuples(partitionKeys.length, 4)}
+      sql: `INSERT INTO log_partitions (tenant_id, partition_no, next_position, last_hash) VALUES ${tuples(writtenPartitions.length, 4)}
        ON DUPLICATE KEY UPDATE next_position = VALUES(next_position), last_hash = VALUES(last_hash)`,
-      params: partitionKeys.flatMap(([tenantId, partition]) => {
+      params: writtenPartitions.flatMap(([tenantId, partition]) => {
         const head = partitionHeads.get(`${tenantId}\u0000${partition}`)!;
         return [tenantId, partition, head.next, head.lastHash];
       }),
     },
-  ];
+  );
   if (beforeCommit === undefined) {
-    await send(connection, [...third, { sql: 'COMMIT', params: [] }]);
+    await send(connection, [...writes, { sql: 'COMMIT', params: [] }]);
   } else {
-    await send(connection, third);
+    await send(connection, writes);
     for (const [index, outcome] of outcomes.entries()) if (outcome.ok) await beforeCommit(requests[index]!);
     await connection.query('COMMIT');
   }
   return outcomes;
+}
+
+/** The (tenant, partition) pairs of the requests, each once, in key order. */
+function partitionKeysOf(
+  requests: readonly Pick<Encoded, 'request' | 'partition'>[],
+): (readonly [tenantId: string, partition: number])[] {
+  const keys = new Map<string, readonly [string, number]>();
+  for (const { request, partition } of requests) {
+    keys.set(`${request.tenantId}\u0000${partition}`, [request.tenantId, partition]);
+  }
+  return [...keys.values()].sort((a, b) => (a[0] === b[0] ? a[1] - b[1] : a[0] < b[0] ? -1 : 1));
 }
 
 function versionConflict(request: AppendRequest, currentVersion: number | null): ConcurrencyError | null {
