@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import type { Clock } from '../clock.ts';
 import { isoToSqlTime, type Pool } from '../db/pool.ts';
@@ -21,7 +21,7 @@ export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,63}$/;
 export const STORE_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
+  return hash('sha256', text, 'buffer');
 }
 
 export interface CreatedKey {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Decision } from '../domain/event.ts';
 import { DOMAIN_ERROR_STATUS, type DomainError } from '../domain/errors.ts';
@@ -71,7 +71,7 @@ export interface CommandHandlers<S, E> {
 }
 
 export function requestHash(parts: unknown): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  return hash('sha256', JSON.stringify(parts), 'hex');
 }
 
 /**

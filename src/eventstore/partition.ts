@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Log partitions per tenant. Fixed for the life of a tenant's log: a stream's partition is a pure function
@@ -8,6 +8,6 @@ import { createHash } from 'node:crypto';
 export const LOG_PARTITIONS = 16;
 
 export function partitionOf(streamId: string, partitions: number = LOG_PARTITIONS): number {
-  const digest = createHash('sha256').update(streamId).digest();
+  const digest = hash('sha256', streamId, 'buffer');
   return digest.readUInt32BE(0) % partitions;
 }
