@@ -56,6 +56,9 @@ function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptio
     // The append transaction sends several statements per round trip (append-transaction.ts). Every value
     // still travels through placeholders; no SQL text is ever built from input.
     multipleStatements: true,
+    // mysql2 otherwise captures a stack trace on every query, to show the caller of a failed one: about 2%
+    // of the API process's CPU under load (BENCHMARKS.md). Errors keep their message, code and errno.
+    trace: false,
   };
 }
 
