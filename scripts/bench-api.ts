@@ -7,12 +7,14 @@
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import { createKey } from '../src/auth/keys.ts';
 import { systemClock } from '../src/clock.ts';
 import { CommandRunner } from '../src/commands/run-command.ts';
 import { TenantDirectory } from '../src/commands/tenants.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
 import { fmt, machineLine, rawSingleRowInsertRate, scratchDatabase } from './lib/bench.ts';
+import { localDatabaseServerPid, procCpuSeconds } from './lib/rss.ts';
 
 const MEMBERS = Number(process.env['BENCH_MEMBERS'] ?? 10_000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 30);
@@ -99,6 +101,14 @@ async function main(): Promise<void> {
 
     // The checkout mix, per connection: purchase (earns ~128 points), hold 50, capture it.
     let sequence = 0;
+    // CPU used by each party during the timed run: the load generator shares the machine with the others.
+    const databasePid = localDatabaseServerPid();
+    const cpu = () => ({
+      load: process.cpuUsage(),
+      server: procCpuSeconds(server.pid!),
+      database: databasePid === undefined ? 0 : procCpuSeconds(databasePid),
+    });
+    const cpuBefore = cpu();
     const result = await autocannon({
       url: base,
       connections: CONNECTIONS,
@@ -157,6 +167,15 @@ async function main(): Promise<void> {
         },
       ],
     });
+    const cpuAfter = cpu();
+    const loadCpu = process.cpuUsage(cpuBefore.load);
+    const cpuLine = [
+      `load generator ${fmt((loadCpu.user + loadCpu.system) / 1e6, 1)} s`,
+      `API server ${fmt(cpuAfter.server - cpuBefore.server, 1)} s`,
+      databasePid === undefined
+        ? 'database server not on this machine'
+        : `database server ${fmt(cpuAfter.database - cpuBefore.database, 1)} s`,
+    ].join(', ');
     const commands = result.requests.total;
     const lines = [
       `machine: ${machineLine()}`,
@@ -164,6 +183,7 @@ async function main(): Promise<void> {
       `commands: ${fmt(commands)} (${fmt(result.non2xx)} non-2xx, ${fmt(result.errors)} errors, ${fmt(result.timeouts)} timeouts)`,
       `throughput: ${fmt(commands / SECONDS)} commands/s`,
       `latency: p50 ${fmt(result.latency.p50, 1)} ms, p99 ${fmt(result.latency.p99, 1)} ms, p99.9 ${fmt(result.latency.p99_9, 1)} ms, max ${fmt(result.latency.max, 1)} ms`,
+      `CPU during the run: ${cpuLine} (of ${fmt(os.cpus().length * SECONDS)} core-seconds)`,
       `raw durable single-row INSERT commits, same server, ${CONNECTIONS} connections: ${fmt(raw.perSecond)}/s`,
       `ratio commands / raw commits: ${fmt(commands / SECONDS / raw.perSecond, 2)}`,
       `target: >= 3,000 commands/s with p99 <= 25 ms`,

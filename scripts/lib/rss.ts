@@ -90,3 +90,34 @@ export async function withPeakTreeRss<T>(
     clearInterval(timer);
   }
 }
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux); 0 when it is gone. */
+export function procCpuSeconds(pid: number): number {
+  try {
+    // The command name may hold spaces and parentheses; the fields after its closing ')' are fixed.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of stat(5), 11 and 12 after the name; clock ticks of 1/100 s.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The pid of the local MariaDB or MySQL server when it runs on this machine, else undefined. */
+export function localDatabaseServerPid(): number | undefined {
+  try {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const name = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
+        if (name === 'mariadbd' || name === 'mysqld') return Number(entry);
+      } catch {
+        // the process ended while we looked
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return undefined;
+}
