@@ -91,6 +91,11 @@ export async function withPeakTreeRss<T>(
   }
 }
 
+/** CPU seconds used so far by a process and every process under it (a launcher and the server it runs). */
+export function treeCpuSeconds(pid: number): number {
+  return [pid, ...descendantPids(pid)].reduce((sum, each) => sum + procCpuSeconds(each), 0);
+}
+
 /** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux); 0 when it is gone. */
 export function procCpuSeconds(pid: number): number {
   try {

@@ -11,6 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { UnitJob, UnitOutcome, UnitProgress } from './unit.ts';
+import { LEDGER_NODE_ARGS } from '../../bin/node-args.js';
 
 /** How long a child may take to exit after `close` before it is killed. */
 const UNIT_PROCESS_EXIT_TIMEOUT_MS = 5_000;
@@ -44,7 +45,7 @@ export class UnitProcess {
     const require = createRequire(import.meta.url);
     const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
     this.child = fork(fileURLToPath(new URL('./unit-process-main.ts', import.meta.url)), [], {
-      execArgv: ['--import', tsxLoader],
+      execArgv: [...LEDGER_NODE_ARGS, '--import', tsxLoader],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child.on('message', (message: FromUnitProcess) => this.receive(message));

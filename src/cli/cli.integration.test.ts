@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,5 +90,42 @@ describe('the ledger CLI', () => {
 
     const audit = await ledger(['audit', '--json']);
     expect(audit.code, audit.stdout + audit.stderr).toBe(0);
+  });
+
+  it('as installed (bin/ledger.js): passes the exit code on, and a stop signal reaches the server, which stops gracefully', async () => {
+    const env = { ...process.env, LEDGER_DATABASE_URL: database.current.url };
+    const refused = spawnSync(process.execPath, ['bin/ledger.js', 'status'], {
+      env: { ...env, PORT: 'eighty' },
+      encoding: 'utf8',
+    });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/PORT/);
+
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const server = spawn(process.execPath, ['bin/ledger.js', 'start'], {
+      env: { ...env, PORT: String(port), HOST: '127.0.0.1', LEDGER_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    server.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    server.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => server.on('exit', (code) => resolve(code)));
+    try {
+      let healthy = false;
+      for (let i = 0; i < 150 && !healthy; i++) {
+        healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (response) => response.ok,
+          () => false,
+        );
+        if (!healthy) await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(healthy, stderr).toBe(true);
+      // The launcher holds the CLI as a child: the signal sent to it must reach the server.
+      server.kill('SIGTERM');
+      expect(await exited, stderr).toBe(0);
+      expect(stderr).toMatch(/SIGTERM: finishing in-flight work/);
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 });

@@ -1,0 +1,1 @@
+export declare const LEDGER_NODE_ARGS: readonly string[];
