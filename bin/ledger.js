@@ -6,16 +6,24 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { LEDGER_NODE_ARGS } from './node-args.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
-const tsx = require.resolve('tsx/cli');
+// tsx as a loader of this node, not its CLI: the CLI would start yet another process without our flags.
+const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
 // Flags given to this node (a profiler, say) reach the CLI's node too.
 const child = spawn(
   process.execPath,
-  [...LEDGER_NODE_ARGS, ...process.execArgv, tsx, join(root, 'src/cli/main.ts'), ...process.argv.slice(2)],
+  [
+    ...LEDGER_NODE_ARGS,
+    ...process.execArgv,
+    '--import',
+    tsxLoader,
+    join(root, 'src/cli/main.ts'),
+    ...process.argv.slice(2),
+  ],
   { stdio: 'inherit' },
 );
 // A container's stop signal goes to this process (PID 1 there): the CLI shuts down gracefully on it.
