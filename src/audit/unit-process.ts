@@ -11,7 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { UnitJob, UnitOutcome, UnitProgress } from './unit.ts';
-import { LEDGER_NODE_ARGS } from '../../bin/node-args.js';
+import { LEDGER_NODE_ARGS } from '../../bin/ledger-node.js';
 
 /** How long a child may take to exit after `close` before it is killed. */
 const UNIT_PROCESS_EXIT_TIMEOUT_MS = 5_000;

@@ -1,0 +1,38 @@
+// How every ledger process is started: node with the flags below, TypeScript through tsx's loader (no
+// build step), signals handed on, the exit code passed back. Used by bin/ledger.js (the CLI) and
+// scripts/run.js (benchmarks and tools, so they measure the ledger as it runs).
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { pathToFileURL } from 'node:url';
+
+/**
+ * Node flags for every ledger process (the CLI, the server, the projectors, the audit's unit processes).
+ * A young generation of 64 MiB semispaces instead of V8's 16: the API allocates per request, and with the
+ * default the scavenger took about a tenth of the API process (BENCHMARKS.md, bench:api; 64 did better
+ * than 32 or 128). Costs up to ~150 MiB more heap per process.
+ */
+export const LEDGER_NODE_ARGS = ['--max-semi-space-size=64'];
+
+/**
+ * Runs a TypeScript entry point in a child node with LEDGER_NODE_ARGS (they must be given when a process
+ * starts) and exits with its code, or 128 + the signal's number when a signal ended it. SIGTERM, SIGINT and
+ * SIGHUP sent to this process reach the child: in a container this process is PID 1 and gets the stop
+ * signal. Flags given to this node (a profiler, say) reach the child too.
+ */
+export function runTypeScript(entry, args) {
+  const require = createRequire(import.meta.url);
+  // tsx as a loader of the child's node, not tsx's CLI, which would start yet another process.
+  const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
+  const child = spawn(
+    process.execPath,
+    [...LEDGER_NODE_ARGS, ...process.execArgv, '--import', tsxLoader, entry, ...args],
+    { stdio: 'inherit' },
+  );
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    process.on(signal, () => child.kill(signal));
+  }
+  child.on('exit', (code, signal) =>
+    process.exit(signal === null ? (code ?? 1) : 128 + constants.signals[signal]),
+  );
+}

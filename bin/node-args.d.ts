@@ -1,1 +1,0 @@
-export declare const LEDGER_NODE_ARGS: readonly string[];
