@@ -9,8 +9,9 @@ import { pathToFileURL } from 'node:url';
 /**
  * Node flags for every ledger process (the CLI, the server, the projectors, the audit's unit processes).
  * A young generation of 64 MiB semispaces instead of V8's 16: the API allocates per request, and with the
- * default the scavenger took about a tenth of the API process (BENCHMARKS.md, bench:api; 64 did better
- * than 32 or 128). Costs up to ~150 MiB more heap per process.
+ * default the scavenger took about a tenth of the API process. In alternated bench:api runs the API used
+ * 365-390 us of CPU per command with it and 425-451 us without (BENCHMARKS.md); 32 and 128 did worse
+ * than 64. Costs up to ~150 MiB more heap per process.
  */
 export const LEDGER_NODE_ARGS = ['--max-semi-space-size=64'];
 
