@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { LEDGER_NODE_ARGS } from '../../bin/ledger-node.js';
 import { sleep } from './rng.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -11,11 +12,11 @@ const READY_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 15_000;
 
 /**
- * `node --import tsx src/cli/main.ts <verb>`: one process, so SIGKILL hits the ledger itself (`npx tsx`
- * would put a launcher in between and a kill of the launcher would orphan the ledger).
+ * `node <ledger's node flags> --import tsx src/cli/main.ts <verb>`: what `bin/ledger.js` starts, without
+ * the launcher, so SIGKILL hits the ledger itself (a kill of the launcher would orphan the ledger).
  */
 export function ledgerCommand(verb: readonly string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: ['--import', 'tsx', CLI_ENTRY, ...verb] };
+  return { command: process.execPath, args: [...LEDGER_NODE_ARGS, '--import', 'tsx', CLI_ENTRY, ...verb] };
 }
 
 /** One ledger process the harness runs, kills with SIGKILL and starts again (`serve` or `project`). */
