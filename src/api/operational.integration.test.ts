@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
 import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
@@ -86,6 +87,50 @@ describe('GET /metrics', () => {
         })
       ).statusCode,
     ).toBe(200);
+  });
+});
+
+describe('request logging', () => {
+  it('writes one line per request, with the route template and never the query string', async () => {
+    const lines: string[] = [];
+    const logged = await openTestLedger(database.current, {
+      logStream: { write: (line) => lines.push(line) },
+    });
+    try {
+      const key = await logged.key('acme', 'pos', [store]);
+      const phone = '13912345678';
+      const registered = await post(logged.app, key, '/v1/members', {
+        memberId: randomUUID(),
+        phone,
+        storeId: store,
+        channel: 'store',
+      });
+      expect(registered.statusCode, registered.body).toBe(201);
+      const byPhone = await get(logged.app, key, `/v1/members?phone=${phone}`);
+      expect(byPhone.statusCode, byPhone.body).toBe(200);
+      const unknown = await get(logged.app, key, '/v1/no-such-route?phone=13900000000');
+      expect(unknown.statusCode).toBe(404);
+
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      const completed = entries.filter((entry) => entry['msg'] === 'request completed');
+      expect(completed).toHaveLength(3);
+      expect(completed.map((entry) => [entry['method'], entry['route'], entry['statusCode']])).toEqual([
+        ['POST', '/v1/members', 201],
+        ['GET', '/v1/members', 200],
+        ['GET', 'unknown', 404],
+      ]);
+      for (const entry of completed) {
+        expect(typeof entry['reqId']).toBe('string');
+        expect(typeof entry['responseTimeMs']).toBe('number');
+      }
+      expect(lines.filter((line) => /incoming request/.test(line))).toEqual([]);
+      // No line carries the phone numbers or a raw URL with a query string.
+      for (const line of lines) {
+        expect(line).not.toMatch(/1391234|1390000|\?phone=/);
+      }
+    } finally {
+      await logged.close();
+    }
   });
 });
 

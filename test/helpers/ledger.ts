@@ -40,13 +40,21 @@ export interface TestLedger {
 /** A runtime and an in-process server (fastify inject) on a test database, with a manual clock. */
 export async function openTestLedger(
   database: TestDatabase,
-  options: { clockStart?: string; rateLimitPerMinute?: number; requestTimeoutMs?: number } = {},
+  options: {
+    clockStart?: string;
+    rateLimitPerMinute?: number;
+    requestTimeoutMs?: number;
+    /** Log at info level into this stream (the server is silent otherwise). */
+    logStream?: { write(line: string): void };
+  } = {},
 ): Promise<TestLedger> {
   const clock = new ManualClock(options.clockStart ?? '2026-03-01T02:00:00.000Z');
   const config = { ...loadConfig({}), databaseUrl: database.url };
   const runtime = await openRuntime(config, { clock });
   const app = await buildServer(runtime, {
-    logLevel: 'silent',
+    ...(options.logStream === undefined
+      ? { logLevel: 'silent' }
+      : { logLevel: 'info', logStream: options.logStream }),
     rateLimitPerMinute: options.rateLimitPerMinute ?? 1_000_000,
     ...(options.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: options.requestTimeoutMs }),
   });
