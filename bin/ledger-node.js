@@ -30,6 +30,10 @@ export function runTypeScript(entry, args) {
     [...LEDGER_NODE_ARGS, ...process.execArgv, '--import', tsxLoader, entry, ...args],
     { stdio: 'inherit' },
   );
+  child.on('error', (error) => {
+    process.stderr.write(`ledger: could not start ${process.execPath}: ${error.message}\n`);
+    process.exit(2);
+  });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     process.on(signal, () => child.kill(signal));
   }
