@@ -44,8 +44,8 @@ function tuples(count: number, width: number): string {
  *      INSERT events; upsert log_partitions
  *      COMMIT                                  never runs if a statement before it failed
  * Locks are taken in this order by every batch, rows inside a statement in primary-key order: no cycles.
- * Two round trips, not three: the round trip, not the statements in it, is what a transaction waits on
- * (BENCHMARKS.md, bench:append), and the partition rows are held for one round trip either way.
+ * Two round trips, not three: each costs a socket write and a wake-up on both sides, and the partition
+ * rows are held for about one round trip either way (BENCHMARKS.md, bench:append).
  * On any failure the transaction is rolled back and the error rethrown.
  */
 export async function appendBatch(
