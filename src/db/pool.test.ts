@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { flavourOf, isoToSqlTime, parseDatabaseUrl, sessionSettings, sqlInt, sqlTimeToIso } from './pool.ts';
+import {
+  flavourOf,
+  isoToSqlTime,
+  loggableError,
+  parseDatabaseUrl,
+  sessionSettings,
+  sqlInt,
+  sqlTimeToIso,
+} from './pool.ts';
 
 describe('database helpers', () => {
   it('tells TiDB, MariaDB and MySQL apart by VERSION()', () => {
@@ -32,5 +40,24 @@ describe('database helpers', () => {
     expect(sqlTimeToIso(isoToSqlTime('2026-12-31T16:00:00.123Z'))).toBe('2026-12-31T16:00:00.123Z');
     expect(sqlInt('42')).toBe(42);
     expect(() => sqlInt('9007199254740993')).toThrow(/safe integer/);
+  });
+
+  it('logs a driver error without the statement and its values, keeping what tells what went wrong', () => {
+    const error = Object.assign(new Error("Table 'x' doesn't exist"), {
+      code: 'ER_NO_SUCH_TABLE',
+      errno: 1146,
+      sqlState: '42S02',
+      sql: "SELECT * FROM x WHERE phone = '13912345678'",
+    });
+    const logged = loggableError(error) as Error & Record<string, unknown>;
+    expect(logged).toBeInstanceOf(Error);
+    expect(logged.message).toBe("Table 'x' doesn't exist");
+    expect(logged.stack).toBe(error.stack);
+    expect(logged).toMatchObject({ code: 'ER_NO_SUCH_TABLE', errno: 1146, sqlState: '42S02' });
+    expect('sql' in logged).toBe(false);
+    expect(JSON.stringify({ ...logged })).not.toMatch(/13912345678/);
+    expect(error.sql).toMatch(/13912345678/);
+    const plain = new Error('not from the driver');
+    expect(loggableError(plain)).toBe(plain);
   });
 });

@@ -184,6 +184,22 @@ export const ER_DUP_ENTRY = 1062;
 export const ER_LOCK_DEADLOCK = 1213;
 export const ER_LOCK_WAIT_TIMEOUT = 1205;
 
+/**
+ * The error as it may be logged: the driver puts the failing statement, with every value inlined, on its
+ * errors (`sql`): a batch of other members' data, phone numbers among it, and up to megabytes long. The
+ * copy keeps the message, the driver's code, errno and SQL state, and the stack.
+ */
+export function loggableError(error: unknown): unknown {
+  if (typeof error !== 'object' || error === null || !('sql' in error)) return error;
+  const { sql: _sql, ...rest } = error as Record<string, unknown>;
+  const copy = Object.assign(new Error(error instanceof Error ? error.message : 'database error'), rest);
+  if (error instanceof Error) {
+    copy.name = error.name;
+    if (error.stack !== undefined) copy.stack = error.stack;
+  }
+  return copy;
+}
+
 export function sqlErrno(error: unknown): number | undefined {
   if (typeof error === 'object' && error !== null && 'errno' in error) {
     const errno = (error as { errno: unknown }).errno;

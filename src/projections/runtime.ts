@@ -10,7 +10,7 @@
  */
 import { hostname } from 'node:os';
 import { assert } from '../domain/assert.ts';
-import type { Pool } from '../db/pool.ts';
+import { loggableError, type Pool } from '../db/pool.ts';
 import { newId } from '../ids.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { CheckpointMovedError, LeaseLostError, type ProjectionHooks } from './batch.ts';
@@ -183,7 +183,7 @@ export class Projector {
 
   private report(error: unknown, where: string): void {
     if (this.options.onError) this.options.onError(error, where);
-    else console.error(`projector ${this.owner}: ${where}:`, error);
+    else console.error(`projector ${this.owner}: ${where}:`, loggableError(error));
   }
 
   private async loop(): Promise<void> {

@@ -1,6 +1,7 @@
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import { problem, problemHttpResponse, sendProblem, type Problem } from '../problem.ts';
+import { loggableError } from '../../db/pool.ts';
 
 interface ValidationEntry {
   keyword?: string;
@@ -93,7 +94,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
         }),
       );
     }
-    request.log.error({ err: error }, 'request failed');
+    request.log.error({ err: loggableError(error) }, 'request failed');
     return sendProblem(
       reply,
       problem(500, 'internal-error', `internal error; quote request id ${request.id}`),
@@ -124,7 +125,7 @@ export function frameworkErrorProblem(
       }),
     );
   }
-  request.log.error({ err: error }, 'request failed before routing');
+  request.log.error({ err: loggableError(error) }, 'request failed before routing');
   return sendProblem(reply, problem(500, 'internal-error', `internal error; quote request id ${request.id}`));
 }
 
