@@ -4,7 +4,15 @@ import { useTestDatabase } from '../../../test/helpers/database.ts';
 import { newId } from '../../ids.ts';
 import { eventStoreContract } from '../contract.testsuite.ts';
 import { partitionOf } from '../partition.ts';
-import type { AppendRequest, EventStore, NewEvent, RecordedEvent } from '../port.ts';
+import {
+  ConcurrencyError,
+  DuplicateCommandError,
+  UniqueKeyError,
+  type AppendRequest,
+  type EventStore,
+  type NewEvent,
+  type RecordedEvent,
+} from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
 import { SqlEventStore } from './sql-event-store.ts';
 
@@ -52,6 +60,91 @@ async function drain(
   }
   return seen;
 }
+
+describe('sql event store: group commit', () => {
+  it('fails the bad requests of a shared batch alone, commits the good ones, and keeps the chains whole', async () => {
+    const store = new SqlEventStore(database.current.pool);
+    const tenantId = `gc-${newId().slice(0, 8)}`;
+    // What the bad requests collide with, written first.
+    await store.append({
+      tenantId,
+      streamId: 'member-existing',
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId)],
+      uniqueKeys: ['order:taken'],
+      command: { commandId: 'cmd-recorded', requestHash: 'a'.repeat(64) },
+    });
+    const good = (i: number): AppendRequest => ({
+      tenantId,
+      streamId: `member-good-${i}`,
+      expectedVersion: 'no-stream',
+      events: [newEvent(tenantId, { i }), newEvent(tenantId, { i, second: true })],
+      uniqueKeys: [`order:good-${i}`],
+      command: { commandId: `cmd-good-${i}`, requestHash: 'b'.repeat(64) },
+    });
+    const bad: Record<string, AppendRequest> = {
+      staleVersion: {
+        tenantId,
+        streamId: 'member-existing',
+        expectedVersion: 7,
+        events: [newEvent(tenantId)],
+      },
+      takenKey: { ...good(100), uniqueKeys: ['order:taken'] },
+      recordedCommand: { ...good(101), command: { commandId: 'cmd-recorded', requestHash: 'a'.repeat(64) } },
+    };
+    // Two transactions start at once with the first two requests; all the others queue behind them and
+    // go in one batch, the bad ones among the good.
+    const requests = [
+      good(0),
+      good(1),
+      good(2),
+      bad['staleVersion']!,
+      good(3),
+      bad['takenKey']!,
+      good(4),
+      good(5),
+      bad['recordedCommand']!,
+      good(6),
+    ];
+    const outcomes = await Promise.allSettled(requests.map((request) => store.append(request)));
+
+    const reasonOf = (index: number) => {
+      const outcome = outcomes[index]!;
+      expect(outcome.status).toBe('rejected');
+      return (outcome as PromiseRejectedResult).reason as unknown;
+    };
+    expect(reasonOf(3)).toBeInstanceOf(ConcurrencyError);
+    expect(reasonOf(5)).toBeInstanceOf(UniqueKeyError);
+    expect(reasonOf(8)).toBeInstanceOf(DuplicateCommandError);
+    for (const index of [0, 1, 2, 4, 6, 7, 9]) {
+      const outcome = outcomes[index]!;
+      expect(outcome.status, String((outcome as PromiseRejectedResult).reason)).toBe('fulfilled');
+      expect((outcome as PromiseFulfilledResult<{ streamVersion: number }>).value.streamVersion).toBe(2);
+    }
+    // Nothing of the bad requests was written; everything of the good ones was.
+    expect(await store.readStream(tenantId, 'member-existing')).toHaveLength(1);
+    expect(await store.readStream(tenantId, 'member-good-100')).toEqual([]);
+    expect(await store.readStream(tenantId, 'member-good-101')).toEqual([]);
+    expect(await store.findUniqueKey(tenantId, 'order:good-100')).toBeNull();
+    for (const i of [0, 1, 2, 3, 4, 5, 6]) {
+      expect((await store.readStream(tenantId, `member-good-${i}`)).map((e) => e.streamVersion)).toEqual([
+        1, 2,
+      ]);
+    }
+    // Every partition's log is dense from 1 and its chain verifies against the recorded head.
+    let total = 0;
+    const heads = await store.partitionHeads(tenantId);
+    for (let partition = 0; partition < store.partitions; partition++) {
+      const log = await store.readLog(tenantId, partition, 0, 1000);
+      expect(log.map((e) => e.position)).toEqual(log.map((_, index) => index + 1));
+      const verifier = new PartitionChainVerifier(tenantId, partition);
+      log.forEach((e) => verifier.add(e));
+      expect(verifier.finish(heads.find((h) => h.partition === partition))).toEqual([]);
+      total += log.length;
+    }
+    expect(total).toBe(1 + 7 * 2);
+  });
+});
 
 describe('sql event store: commit order', () => {
   it('delivers a transaction that started first but commits after a later one (held transaction)', async () => {
