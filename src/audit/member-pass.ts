@@ -31,8 +31,7 @@ import {
   type MovementKind,
 } from '../domain/member/index.ts';
 import { LOG_PARTITIONS, partitionOf } from '../eventstore/partition.ts';
-import type { RecordedEvent } from '../eventstore/port.ts';
-import { StreamChainVerifier } from '../eventstore/verify.ts';
+import { scratchEvent, StreamChainVerifier } from '../eventstore/verify.ts';
 import { LEDGER_ENTRY_VALUE_COLUMNS } from '../projections/tables.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
@@ -351,24 +350,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
     let events = 0;
     let members = 0;
     let pendingProgress = 0;
-    // StreamChainVerifier.add reads the fields it needs and keeps none of the object, so one scratch
-    // event serves every row (no RecordedEvent allocated per event).
-    const link: RecordedEvent = {
-      eventId: '',
-      type: '',
-      data: null,
-      metadata: { tenantId, recordedAt: '' },
-      tenantId,
-      streamId: '',
-      streamVersion: 0,
-      partition: 0,
-      position: 0,
-      recordedAt: '',
-      streamHash: '',
-      partitionHash: '',
-      dataJson: '',
-      metadataJson: '',
-    };
+    // One scratch event for the whole slice (scratchEvent: the verifier keeps no reference to it).
+    const link = scratchEvent(tenantId);
     const lifetime = [0, 0, 0, 0, 0, 0];
     const coveredLifetime = [0, 0, 0, 0, 0, 0];
 

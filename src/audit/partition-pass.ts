@@ -15,8 +15,7 @@ import { sqlInt, type Pool, type PoolConnection } from '../db/pool.ts';
 import { addPoints } from '../domain/points.ts';
 import { postingsFor, type MemberEvent } from '../domain/member/index.ts';
 import { GENESIS_HASH } from '../eventstore/hash.ts';
-import { PartitionChainVerifier, type ChainProblem } from '../eventstore/verify.ts';
-import type { RecordedEvent } from '../eventstore/port.ts';
+import { PartitionChainVerifier, scratchEvent, type ChainProblem } from '../eventstore/verify.ts';
 import type { DiscrepancyLog, PartitionReport } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
@@ -103,9 +102,9 @@ export async function auditPartition(
     let verified = 0;
     // Position 0 is the empty log: its hash is the genesis hash, present by definition.
     let exportHashSeen: string | null = input.exportHead?.position === 0 ? GENESIS_HASH : null;
-    // PartitionChainVerifier.add reads the fields it needs and keeps none of the object: one scratch link
-    // serves every row.
-    const link = chainLink(tenantId, partition);
+    // One scratch event for the whole partition (scratchEvent); the content fields stay empty: this pass
+    // does not read them, pass B verifies content through the stream chains.
+    const link = scratchEvent(tenantId, partition);
     for (;;) {
       const [page] = await connection.query<RowDataPacket[]>(
         {
@@ -223,28 +222,4 @@ export async function auditPartition(
       postings,
     };
   });
-}
-
-/**
- * The fields PartitionChainVerifier reads (position, stream id and version, the two hashes), set per row.
- * The content fields stay empty: this pass does not read them, pass B verifies content through the stream
- * chains.
- */
-function chainLink(tenantId: string, partition: number): RecordedEvent {
-  return {
-    eventId: '',
-    type: '',
-    data: null,
-    metadata: { tenantId, recordedAt: '' },
-    tenantId,
-    streamId: '',
-    streamVersion: 0,
-    partition,
-    position: 0,
-    recordedAt: '',
-    streamHash: '',
-    partitionHash: '',
-    dataJson: '',
-    metadataJson: '',
-  };
 }

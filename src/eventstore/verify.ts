@@ -2,6 +2,30 @@ import { GENESIS_HASH, partitionHash, streamHash } from './hash.ts';
 import type { RecordedEvent } from './port.ts';
 
 /** What a broken chain looks like to an auditor: where, and which check failed. */
+/**
+ * A blank event to fill in row by row and hand to a verifier: StreamChainVerifier.add and
+ * PartitionChainVerifier.add read the fields they need and keep no reference to the object, so one such
+ * event serves a whole pass (the audit reads millions of rows; none becomes a RecordedEvent of its own).
+ */
+export function scratchEvent(tenantId: string, partition = 0): RecordedEvent {
+  return {
+    eventId: '',
+    type: '',
+    data: null,
+    metadata: { tenantId, recordedAt: '' },
+    tenantId,
+    streamId: '',
+    streamVersion: 0,
+    partition,
+    position: 0,
+    recordedAt: '',
+    streamHash: '',
+    partitionHash: '',
+    dataJson: '',
+    metadataJson: '',
+  };
+}
+
 export interface ChainProblem {
   kind: 'content-changed' | 'chain-broken' | 'gap' | 'head-mismatch';
   tenantId: string;
