@@ -16,20 +16,24 @@ import { pathToFileURL } from 'node:url';
 export const LEDGER_NODE_ARGS = ['--max-semi-space-size=64'];
 
 /**
+ * The arguments that start a node as a ledger process: LEDGER_NODE_ARGS, then tsx as a loader of that
+ * node (not tsx's CLI, which would start yet another process). Put the entry point and its arguments after.
+ */
+export function ledgerNodeArgs() {
+  const require = createRequire(import.meta.url);
+  return [...LEDGER_NODE_ARGS, '--import', pathToFileURL(require.resolve('tsx')).href];
+}
+
+/**
  * Runs a TypeScript entry point in a child node with LEDGER_NODE_ARGS (they must be given when a process
  * starts) and exits with its code, or 128 + the signal's number when a signal ended it. SIGTERM, SIGINT and
  * SIGHUP sent to this process reach the child: in a container this process is PID 1 and gets the stop
  * signal. Flags given to this node (a profiler, say) reach the child too.
  */
 export function runTypeScript(entry, args) {
-  const require = createRequire(import.meta.url);
-  // tsx as a loader of the child's node, not tsx's CLI, which would start yet another process.
-  const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
-  const child = spawn(
-    process.execPath,
-    [...LEDGER_NODE_ARGS, ...process.execArgv, '--import', tsxLoader, entry, ...args],
-    { stdio: 'inherit' },
-  );
+  const child = spawn(process.execPath, [...ledgerNodeArgs(), ...process.execArgv, entry, ...args], {
+    stdio: 'inherit',
+  });
   child.on('error', (error) => {
     process.stderr.write(`ledger: could not start ${process.execPath}: ${error.message}\n`);
     process.exit(2);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { LEDGER_NODE_ARGS } from '../../bin/ledger-node.js';
+import { ledgerNodeArgs } from '../../bin/ledger-node.js';
 import { sleep } from './rng.ts';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -16,7 +16,7 @@ const STOP_TIMEOUT_MS = 15_000;
  * the launcher, so SIGKILL hits the ledger itself (a kill of the launcher would orphan the ledger).
  */
 export function ledgerCommand(verb: readonly string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: [...LEDGER_NODE_ARGS, '--import', 'tsx', CLI_ENTRY, ...verb] };
+  return { command: process.execPath, args: [...ledgerNodeArgs(), CLI_ENTRY, ...verb] };
 }
 
 /** One ledger process the harness runs, kills with SIGKILL and starts again (`serve` or `project`). */

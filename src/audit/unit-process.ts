@@ -8,10 +8,9 @@
  * does not inherit here; a child started with `--import <tsx loader>` runs the same modules.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { UnitJob, UnitOutcome, UnitProgress } from './unit.ts';
-import { LEDGER_NODE_ARGS } from '../../bin/ledger-node.js';
+import { ledgerNodeArgs } from '../../bin/ledger-node.js';
 
 /** How long a child may take to exit after `close` before it is killed. */
 const UNIT_PROCESS_EXIT_TIMEOUT_MS = 5_000;
@@ -42,10 +41,8 @@ export class UnitProcess {
     /** Connections of the child's pool: one per unit it runs at once. */
     private readonly connections: number,
   ) {
-    const require = createRequire(import.meta.url);
-    const tsxLoader = pathToFileURL(require.resolve('tsx')).href;
     this.child = fork(fileURLToPath(new URL('./unit-process-main.ts', import.meta.url)), [], {
-      execArgv: [...LEDGER_NODE_ARGS, '--import', tsxLoader],
+      execArgv: ledgerNodeArgs(),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.child.on('message', (message: FromUnitProcess) => this.receive(message));
