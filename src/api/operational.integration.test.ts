@@ -134,6 +134,32 @@ describe('request logging', () => {
   });
 });
 
+describe('request logging of failures', () => {
+  it("logs a database failure without the driver's copy of the statement, whose values hold the phone", async () => {
+    const own = await createTestDatabase();
+    const lines: string[] = [];
+    const logged = await openTestLedger(own, { logStream: { write: (line) => lines.push(line) } });
+    try {
+      await logged.createTenant('acme');
+      const key = await logged.key('acme', 'pos', [store]);
+      // The phone lookup reads unique_keys with the phone in the WHERE clause; without the table it fails.
+      await own.pool.query('RENAME TABLE unique_keys TO unique_keys_gone');
+      const failed = await get(logged.app, key, '/v1/members?phone=13912345678');
+      expectProblem(failed, 500, 'internal-error');
+
+      const failure = lines
+        .map((line) => JSON.parse(line) as { msg?: string; err?: Record<string, unknown> })
+        .find((entry) => entry.msg === 'request failed');
+      expect(failure?.err?.['code']).toBe('ER_NO_SUCH_TABLE');
+      expect(failure?.err).not.toHaveProperty('sql');
+      for (const line of lines) expect(line).not.toMatch(/1391234/);
+    } finally {
+      await logged.close();
+      await own.drop();
+    }
+  });
+});
+
 describe('GET /openapi.json and /docs', () => {
   /** The /v1 routes of CONTRACT.md, as OpenAPI paths. */
   const CONTRACT_ROUTES = [
