@@ -21,6 +21,8 @@ import {
 } from '../domain/member/index.ts';
 import { newId } from '../ids.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
+import { recomputeFromEvents, type EventTotals } from './event-pass.ts';
+import { previousPeriodExport } from './export-runs.ts';
 import {
   BALANCES_HEADER,
   runExport,
@@ -122,6 +124,33 @@ async function exportPeriod(
   const dir = join(work, `${tenantId}-${from}-${to}-${newId().slice(0, 6)}`);
   const result = await runExport(runtime, { tenantId, from, to, outDir: dir });
   return { ...result, dir };
+}
+
+/**
+ * The independent pass of a chained export, run both ways over the same heads: from the previous export's
+ * carry and from the log's first event. They must agree on everything but the number of events read.
+ */
+async function expectCarryEqualsFullRecompute(
+  tenantId: string,
+  summary: ExportSummary,
+): Promise<{ carried: EventTotals; full: EventTotals }> {
+  const period = {
+    from: summary.period.from,
+    to: summary.period.to,
+    timeZone: summary.period.timeZone,
+    fromAt: summary.period.fromInstant,
+    toAt: summary.period.toInstant,
+  };
+  const previous = await previousPeriodExport(runtime.pool, tenantId, period.from);
+  const carry = previous?.carry;
+  if (carry === null || carry === undefined || 'unusable' in carry) throw new Error('no usable carry');
+  const heads = summary.asOf.partitions;
+  const carried = await recomputeFromEvents(runtime.pool, tenantId, period, heads, carry);
+  const full = await recomputeFromEvents(runtime.pool, tenantId, period, heads);
+  expect({ ...carried, eventsRead: 0 }).toEqual({ ...full, eventsRead: 0 });
+  expect(carried.eventsRead).toBeLessThanOrEqual(full.eventsRead);
+  expect(summary.independentPass).toMatchObject({ start: 'previous-export', eventsRead: carried.eventsRead });
+  return { carried, full };
 }
 
 async function readCsv(dir: string, name: string): Promise<{ header: string; rows: string[][] }> {
@@ -363,6 +392,9 @@ describe('finance export over random histories', () => {
         const exported: { summary: ExportSummary; rows: Map<string, string[]> }[] = [];
         for (const [from, to, fromAt, toAt] of periods) {
           const result = await exportPeriod(tenantId, from, to);
+          // January reads the log from its start; February and March carry on from the month before.
+          if (exported.length === 0) expect(result.summary.independentPass.start).toBe('log-start');
+          else await expectCarryEqualsFullRecompute(tenantId, result.summary);
           const balances = await readCsv(result.dir, 'balances.csv');
           expect(balances.header).toBe(BALANCES_HEADER);
           for (const row of balances.rows) {
@@ -430,6 +462,101 @@ describe('finance export over random histories', () => {
       'restored',
       'reversed',
     ]);
+  });
+});
+
+describe('finance export: the independent pass carries on from the previous export', () => {
+  it('reads on from where the last export stopped, agrees with a read from the log start, and refuses a cut head or a late event of the closed period', async () => {
+    const tenantId = await newTenant();
+    const [a, b] = [newId(), newId()];
+    clock.set('2026-01-05T02:00:00.000Z');
+    await register(tenantId, a);
+    await register(tenantId, b);
+    expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
+    clock.set('2026-01-31T15:59:59.000Z');
+    expect(await exec(tenantId, b, purchase('b-1', 'store-2', 20_000))).toBe(true);
+    // February has begun before January is exported: an event of the next period below January's heads.
+    clock.set('2026-02-01T01:00:00.000Z');
+    expect(await exec(tenantId, a, purchase('a-2', 'store-1', 10_000))).toBe(true);
+    // And a January event committed after it, one position further on in the same partition (a command
+    // that read the clock before the close and committed late): February must not count it again.
+    clock.set('2026-01-31T14:00:00.000Z');
+    expect(await exec(tenantId, a, purchase('a-late-commit', 'store-1', 7_000))).toBe(true);
+    clock.set('2026-02-01T02:00:00.000Z');
+    const january = await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
+    expect(january.summary.independentPass).toMatchObject({ start: 'log-start' });
+    expect(january.summary.independentPass.reason).toContain('no earlier export');
+
+    // February after January's export: a redemption, and expiries of lots credited in both months.
+    clock.set('2026-02-10T02:00:00.000Z');
+    expect(
+      await exec(tenantId, b, {
+        type: 'RedeemPoints',
+        data: { orderId: newId(), storeId: 'store-2', points: 50 },
+      }),
+    ).toBe(true);
+    clock.set('2026-02-27T02:00:00.000Z');
+    for (const id of [a, b]) await exec(tenantId, id, { type: 'ExpireLots', data: { asOf: clock.nowIso() } });
+    clock.set('2026-03-01T00:00:00.000Z');
+    const february = await exportPeriod(tenantId, '2026-02-01', '2026-03-01');
+    expect(february.summary.checks.find((c) => c.name === 'previous-heads-in-log')?.passed).toBe(true);
+    const { carried, full } = await expectCarryEqualsFullRecompute(tenantId, february.summary);
+    expect(carried.eventsRead).toBeLessThan(full.eventsRead);
+    expect(carried.expiredPoints).toBeGreaterThan(0);
+    expect(carried.maturedCreditedPoints).toBeGreaterThan(0);
+
+    const refusal = (fullRecompute: boolean) =>
+      runExport(runtime, {
+        tenantId,
+        from: '2026-02-01',
+        to: '2026-03-01',
+        outDir: join(work, `carry-${newId().slice(0, 6)}`),
+        fullRecompute,
+      }).then(
+        () => null,
+        (error: unknown) => error as { reason: string; checks: { name: string; passed: boolean }[] },
+      );
+    const failed = (error: Awaited<ReturnType<typeof refusal>>) =>
+      error?.checks.filter((c) => !c.passed).map((c) => c.name);
+
+    // A carry that does not parse is not used: the pass reads the log from its start, and says why.
+    const [[{ carry: saved } = { carry: '' }]] = await runtime.pool.query<RowDataPacket[]>(
+      'SELECT carry FROM export_carries WHERE tenant_id = ? AND run_id = ?',
+      [tenantId, january.runId],
+    );
+    await runtime.pool.query('UPDATE export_carries SET carry = \'{"closing": 1}\' WHERE tenant_id = ?', [
+      tenantId,
+    ]);
+    const again = await exportPeriod(tenantId, '2026-02-01', '2026-03-01');
+    expect(again.summary.independentPass).toMatchObject({ start: 'log-start', eventsRead: full.eventsRead });
+    expect(again.summary.independentPass.reason).toContain('malformed');
+    await runtime.pool.query('UPDATE export_carries SET carry = ? WHERE tenant_id = ? AND run_id = ?', [
+      saved,
+      tenantId,
+      january.runId,
+    ]);
+
+    // A head January counted up to, rewritten: the carried pass cannot vouch for what it did not read.
+    const head = january.summary.asOf.partitions.find((h) => h.position > 0)!;
+    await runtime.pool.query(
+      "UPDATE events SET partition_hash = REPEAT('0', 64) WHERE tenant_id = ? AND partition_no = ? AND position = ?",
+      [tenantId, head.partition, head.position],
+    );
+    expect(failed(await refusal(false))).toEqual(['previous-heads-in-log']);
+    await runtime.pool.query(
+      'UPDATE events SET partition_hash = ? WHERE tenant_id = ? AND partition_no = ? AND position = ?',
+      [head.lastHash, tenantId, head.partition, head.position],
+    );
+
+    // An event recorded in January that committed after January's export (a command that read the clock
+    // before the close): February's opening no longer equals January's closing, whichever way it recomputes.
+    const c = newId();
+    clock.set('2026-01-31T12:00:00.000Z');
+    await register(tenantId, c);
+    expect(await exec(tenantId, c, purchase('c-late', 'store-3', 5_000))).toBe(true);
+    clock.set('2026-03-01T00:00:00.000Z');
+    expect(failed(await refusal(false))).toEqual(['opening-equals-previous-closing']);
+    expect(failed(await refusal(true))).toEqual(['opening-equals-previous-closing']);
   });
 });
 
@@ -532,6 +659,9 @@ describe('finance export: periods, late uploads and refusals', () => {
       // The read model is projected by the export itself (it drains the projector when behind).
       expect(await exportVerb.run(args(join(work, 'verb-ok')), config)).toBe(0);
       expect(out).toContain('123 points');
+      expect(out).toContain('no earlier export ends at 2026-01-01');
+      expect(await exportVerb.run([...args(join(work, 'verb-full')), '--full-recompute'], config)).toBe(0);
+      expect(out).toContain('asked for (--full-recompute)');
 
       // A ledger entry edited in the read model: the recomputation from the events disagrees.
       await runtime.pool.query(

@@ -22,8 +22,13 @@ import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { drainTenant } from './drain.ts';
 import { estimateBreakage, type BreakageEstimate } from './breakage.ts';
-import { recomputeFromEvents, type EventTotals } from './event-pass.ts';
-import { previousPeriodExport, recordExportRun } from './export-runs.ts';
+import {
+  carryHeadsMissing,
+  recomputeFromEvents,
+  type EventPassCarry,
+  type EventTotals,
+} from './event-pass.ts';
+import { previousPeriodExport, recordExportRun, type PreviousExport } from './export-runs.ts';
 import { csvField, HashedFileWriter, sha256OfFile } from './files.ts';
 import {
   forEachMemberRow,
@@ -71,6 +76,12 @@ export interface ExportOptions {
   /** Drain the projector once if the read models are behind (default true); false: only wait. */
   drain?: boolean;
   projectionWaitMs?: number;
+  /**
+   * Recompute from the log's first event even when the previous period's export left a carry (default
+   * false): the independent pass then shares nothing with any earlier export, at the cost of reading the
+   * tenant's whole history (`ledger export --full-recompute`, e.g. for a year-end close).
+   */
+  fullRecompute?: boolean;
 }
 
 export interface ExportDeps {
@@ -101,6 +112,11 @@ export interface ExportSummary {
   debtPoints: number;
   breakage: BreakageEstimate;
   previousExport: { runId: string; from: string; to: string; closingPoints: number } | null;
+  /**
+   * Where the independent recomputation started: at the log's first event, or where the previous period's
+   * export left off (its carried totals, checked against the log's heads), and how many events it read.
+   */
+  independentPass: { start: 'log-start' | 'previous-export'; reason: string; eventsRead: number };
   reconciled: boolean;
   checks: ExportCheck[];
 }
@@ -213,6 +229,7 @@ export async function runExport(deps: ExportDeps, options: ExportOptions): Promi
       now,
       temp,
       pointValueFen: programme.pointValueFen,
+      fullRecompute: options.fullRecompute === true,
     });
     await ensureEmptyOutput(outDir);
     await rename(temp, outDir);
@@ -233,6 +250,7 @@ export async function runExport(deps: ExportDeps, options: ExportOptions): Promi
         closingDigest: result.closingDigest,
         liabilityFen: result.summary.liabilityFen,
         manifestSha256: result.manifestSha256,
+        carry: result.carry,
       });
     } catch (error) {
       // An export finance may rely on must be one the next period and the audit can check against.
@@ -254,6 +272,31 @@ interface WriteInput {
   now: string;
   temp: string;
   pointValueFen: number;
+  fullRecompute: boolean;
+}
+
+/** The carry the independent pass starts from, or null and why it reads the log from its start. */
+function carryToUse(
+  previous: PreviousExport | null,
+  period: Period,
+  fullRecompute: boolean,
+): { carry: EventPassCarry | null; reason: string } {
+  if (fullRecompute) return { carry: null, reason: 'asked for (--full-recompute)' };
+  if (previous === null) return { carry: null, reason: `no earlier export ends at ${period.from}` };
+  const carry = previous.carry;
+  if (carry === null) return { carry: null, reason: `export ${previous.runId} left no carry` };
+  if ('unusable' in carry) return { carry: null, reason: `export ${previous.runId}: ${carry.unusable}` };
+  if (carry.closing !== previous.closingPoints)
+    return {
+      carry: null,
+      reason: `the carry of export ${previous.runId} closes at ${carry.closing} points, its run at ${previous.closingPoints}`,
+    };
+  if (carry.toAt !== period.fromAt)
+    return {
+      carry: null,
+      reason: `export ${previous.runId} ended at ${carry.toAt}, this period starts at ${period.fromAt}`,
+    };
+  return { carry, reason: `from the carry of export ${previous.runId}` };
 }
 
 async function writeExport(
@@ -264,14 +307,19 @@ async function writeExport(
   manifest: { files: ManifestFile[] };
   closingDigest: string;
   manifestSha256: string;
+  carry: EventPassCarry | null;
 }> {
   const { pool } = deps;
   const { tenantId, period, heads } = input;
   const checks: ExportCheck[] = [];
   const check = (name: string, passed: boolean, detail: string) => checks.push({ name, passed, detail });
 
+  const previous = await previousPeriodExport(pool, tenantId, period.from);
+  const start = carryToUse(previous, period, input.fullRecompute);
+  // The carry counts events up to the previous export's heads: they must still be in the log as it saw them.
+  const headsMissing = start.carry === null ? [] : await carryHeadsMissing(pool, tenantId, start.carry);
   // The independent pass runs while the rows are written (it is I/O and CPU the rows' pass leaves idle).
-  const fromEvents: Promise<EventTotals> = recomputeFromEvents(pool, tenantId, period, heads);
+  const fromEvents: Promise<EventTotals> = recomputeFromEvents(pool, tenantId, period, heads, start.carry);
   fromEvents.catch(() => undefined);
 
   const balances = new HashedFileWriter(input.temp, 'balances.csv');
@@ -404,8 +452,16 @@ async function writeExport(
         ? 'no event recorded before the end of the period lies beyond the heads the export is as of'
         : `${events.lateEvents.length} events of the period were committed after the export fixed its heads; export again`,
     );
+    check(
+      'previous-heads-in-log',
+      headsMissing.length === 0,
+      start.carry === null
+        ? `the independent pass read the log from its first event (${start.reason})`
+        : headsMissing.length === 0
+          ? `the heads the previous export counted up to are in the log with the same hashes; the independent pass started ${start.reason}`
+          : `the log no longer holds what the previous export counted: ${headsMissing.slice(0, 10).join('; ')}`,
+    );
     const openingSha = openingDigest.digest('hex');
-    const previous = await previousPeriodExport(pool, tenantId, period.from);
     if (previous === null) {
       check(
         'opening-equals-previous-closing',
@@ -468,6 +524,11 @@ async function writeExport(
               to: period.from,
               closingPoints: previous.closingPoints,
             },
+      independentPass: {
+        start: start.carry === null ? 'log-start' : 'previous-export',
+        reason: start.reason,
+        eventsRead: events.eventsRead,
+      },
       reconciled,
       checks,
     };
@@ -498,6 +559,7 @@ async function writeExport(
       manifest,
       closingDigest: closingDigest.digest('hex'),
       manifestSha256: manifestFile.sha256,
+      carry: events.carry,
     };
   } catch (error) {
     balances.destroy();

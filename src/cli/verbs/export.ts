@@ -2,7 +2,7 @@ import { schemaIsCurrent } from '../../db/migrate.ts';
 import { ExportRefusedError, runExport } from '../../export/export.ts';
 import { ExportInputError } from '../../export/period.ts';
 import { openRuntime } from '../../runtime.ts';
-import { onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { flag, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 /**
@@ -11,18 +11,20 @@ import type { Verb } from './verb.ts';
  * period not yet closed by the ledger's clock, DIR not empty, read models behind, database down.
  */
 export const exportVerb: Verb = {
-  usage: 'export --tenant T --from DATE --to DATE --out DIR',
+  usage: 'export --tenant T --from DATE --to DATE --out DIR [--full-recompute]',
   summary:
     'the reconciled finance export of the closed period [from, to) in the tenant time zone; non-zero exit if it does not reconcile',
   async run(argv, config) {
-    const args = parseArgs(argv);
-    onlyOptions(args, ['tenant', 'from', 'to', 'out']);
+    const args = parseArgs(argv, ['full-recompute']);
+    onlyOptions(args, ['tenant', 'from', 'to', 'out', 'full-recompute']);
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
     const options = {
       tenantId: requiredOption(args, 'tenant'),
       from: requiredOption(args, 'from'),
       to: requiredOption(args, 'to'),
       outDir: requiredOption(args, 'out'),
+      // The independent pass from the log's first event, not from the previous export's carry.
+      fullRecompute: flag(args, 'full-recompute'),
     };
     const runtime = await openRuntime(config);
     try {
@@ -38,7 +40,8 @@ export const exportVerb: Verb = {
           `exported ${summary.tenantId} [${summary.period.from}, ${summary.period.to}) ${summary.period.timeZone} to ${result.outDir}`,
           `  ${summary.members} members, ${summary.stores} stores; opening ${totals['opening_points']} + movements = closing ${totals['closing_points']} points`,
           `  liability ${summary.liabilityFen} fen; expected breakage ${summary.breakage.expectedBreakageFen} fen (${summary.breakage.ratePpm} ppm)`,
-          `  as of ${summary.asOf.events} events; reconciled: ${summary.checks.map((c) => c.name).join(', ')}`,
+          `  as of ${summary.asOf.events} events; independent pass read ${summary.independentPass.eventsRead} events, ${summary.independentPass.reason}`,
+          `  reconciled: ${summary.checks.map((c) => c.name).join(', ')}`,
           ...result.manifest.files.map((f) => `  ${f.name} ${f.rows} rows sha256 ${f.sha256}`),
           '',
         ].join('\n'),
