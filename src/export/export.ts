@@ -321,6 +321,9 @@ async function writeExport(
   // The independent pass runs while the rows are written (it is I/O and CPU the rows' pass leaves idle).
   const fromEvents: Promise<EventTotals> = recomputeFromEvents(pool, tenantId, period, heads, start.carry);
   fromEvents.catch(() => undefined);
+  // So does the per-store query: one scan the database can make while the member pages are written.
+  const storesFromRows = storeRows(pool, tenantId, period, heads);
+  storesFromRows.catch(() => undefined);
 
   const balances = new HashedFileWriter(input.temp, 'balances.csv');
   const stores = new HashedFileWriter(input.temp, 'stores.csv');
@@ -358,7 +361,7 @@ async function writeExport(
         ),
       );
     });
-    const storeList = await storeRows(pool, tenantId, period, heads);
+    const storeList = await storesFromRows;
     await stores.line(STORES_HEADER, false);
     const storeTotals: Record<StoreKind, number> = { earned: 0, redeemed: 0, reversed: 0, restored: 0 };
     for (const row of storeList) {

@@ -67,9 +67,8 @@ export async function forEachMemberRow(
   const kindSums = MOVEMENT_COLUMNS.map(
     (kind) => `SUM(CASE WHEN at >= ? AND kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`,
   ).join(',\n ');
-  let after: string | null = null;
-  for (;;) {
-    const [rows]: [RowDataPacket[], unknown] = await pool.query<RowDataPacket[]>(
+  const page = async (after: string | null): Promise<RowDataPacket[]> => {
+    const [rows] = await pool.query<RowDataPacket[]>(
       `SELECT member_id,
          SUM(CASE WHEN at < ? THEN points ELSE 0 END) AS opening,
          ${kindSums},
@@ -89,6 +88,15 @@ export async function forEachMemberRow(
         EXPORT_MEMBERS_PER_PAGE,
       ],
     );
+    return rows;
+  };
+  // The next page is asked for as soon as this one arrives, so the database folds it while these rows are
+  // written: two pages in memory at most.
+  let next: Promise<RowDataPacket[]> | null = page(null);
+  while (next !== null) {
+    const rows: RowDataPacket[] = await next;
+    next = rows.length < EXPORT_MEMBERS_PER_PAGE ? null : page(String(rows[rows.length - 1]!['member_id']));
+    next?.catch(() => undefined);
     for (const row of rows) {
       const member: MemberRow = {
         memberId: String(row['member_id']),
@@ -103,8 +111,6 @@ export async function forEachMemberRow(
       if (member.opening === 0 && member.closing === 0 && member.periodEntries === 0) continue;
       await onRow(member);
     }
-    if (rows.length < EXPORT_MEMBERS_PER_PAGE) return;
-    after = String(rows[rows.length - 1]!['member_id']);
   }
 }
 
