@@ -11,7 +11,8 @@
  *
  * --buffer-pool-mib sets the server's InnoDB buffer pool (SET GLOBAL, MariaDB and MySQL) for the run and
  * puts the old size back afterwards: MariaDB's default of 128 MiB holds neither the 0.9 GB log nor the read
- * models, which no production server would be sized for. The size in force is printed either way.
+ * models, which no production server would be sized for. The size in force is printed either way. A pool
+ * grown online runs slower than the same pool set at the server's start (scripts/lib/bench.ts).
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { migrate } from '../src/db/migrate.ts';

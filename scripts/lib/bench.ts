@@ -180,6 +180,9 @@ async function setBufferPoolBytes(pool: Pool, bytes: number): Promise<void> {
  * Runs fn with the server's InnoDB buffer pool at `mib` (SET GLOBAL; MariaDB and MySQL resize it online),
  * then puts the old size back. MariaDB's default, 128 MiB, holds little of a million-event log and its read
  * models; production servers are sized for their working set. Undefined leaves the server as it is.
+ * A pool grown this way is slower than one the server started with: on MariaDB 10.11.19 a catch-up spent
+ * about a sixth of the server's CPU walking a hash chain of page descriptors, and ran 16% slower
+ * (BENCHMARKS.md, bench:projections). Start the server with the pool for figures that stand for production.
  */
 export async function withBufferPool<T>(
   pool: Pool,
