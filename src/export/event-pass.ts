@@ -234,17 +234,27 @@ export async function recomputeFromEvents(
 
 /**
  * The carry counted every event up to its heads: each must still be in the log at its position with the
- * hash the previous export saw (a cut tail or a rewritten head would otherwise go unnoticed by a pass that
- * starts after it; the audit checks the whole chains). Returns what differs, empty when all is there.
+ * hash the previous export saw, below the heads this export is as of (a cut tail or a rewritten head would
+ * otherwise go unnoticed by a pass that starts after it; the audit checks the whole chains). Returns what
+ * differs, empty when all is there.
  */
 export async function carryHeadsMissing(
   pool: Pool,
   tenantId: string,
   carry: EventPassCarry,
+  heads: readonly PartitionHead[],
 ): Promise<string[]> {
+  const current = new Map(heads.map((h) => [h.partition, h.position]));
   const missing: string[] = [];
   for (const { partition, head, headHash } of carry.partitions) {
     if (head === 0) continue;
+    const now = current.get(partition);
+    if (now === undefined || now < head) {
+      missing.push(
+        `partition ${partition}: the log's head is ${now ?? 'gone'}, the previous export counted to ${head}`,
+      );
+      continue;
+    }
     const [rows] = await pool.query<RowDataPacket[]>(
       'SELECT partition_hash FROM events WHERE tenant_id = ? AND partition_no = ? AND position = ?',
       [tenantId, partition, head],

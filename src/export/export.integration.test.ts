@@ -547,6 +547,20 @@ describe('finance export: the independent pass carries on from the previous expo
       'UPDATE events SET partition_hash = ? WHERE tenant_id = ? AND partition_no = ? AND position = ?',
       [head.lastHash, tenantId, head.partition, head.position],
     );
+    // A partition's head row gone from the log: the pass cannot start where the carry says it stopped.
+    const [[savedHead]] = await runtime.pool.query<RowDataPacket[]>(
+      'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
+      [tenantId, head.partition],
+    );
+    await runtime.pool.query('DELETE FROM log_partitions WHERE tenant_id = ? AND partition_no = ?', [
+      tenantId,
+      head.partition,
+    ]);
+    expect(failed(await refusal(false))).toContain('previous-heads-in-log');
+    await runtime.pool.query(
+      'INSERT INTO log_partitions (tenant_id, partition_no, next_position, last_hash) VALUES (?, ?, ?, ?)',
+      [tenantId, head.partition, savedHead!['next_position'], savedHead!['last_hash']],
+    );
 
     // An event recorded in January that committed after January's export (a command that read the clock
     // before the close): February's opening no longer equals January's closing, whichever way it recomputes.

@@ -317,7 +317,8 @@ async function writeExport(
   const previous = await previousPeriodExport(pool, tenantId, period.from);
   const start = carryToUse(previous, period, input.fullRecompute);
   // The carry counts events up to the previous export's heads: they must still be in the log as it saw them.
-  const headsMissing = start.carry === null ? [] : await carryHeadsMissing(pool, tenantId, start.carry);
+  const headsMissing =
+    start.carry === null ? [] : await carryHeadsMissing(pool, tenantId, start.carry, heads);
   // The independent pass runs while the rows are written (it is I/O and CPU the rows' pass leaves idle).
   const fromEvents: Promise<EventTotals> = recomputeFromEvents(pool, tenantId, period, heads, start.carry);
   fromEvents.catch(() => undefined);
