@@ -3,7 +3,7 @@ import { inTransaction, isoToSqlTime, sqlInt, type Pool } from '../db/pool.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import { eventPassCarrySchema, type EventPassCarry } from './event-pass.ts';
 
-/** A recorded export (migration 004): what the next period and `ledger audit` check against. */
+/** A recorded export (migrations 004 and 005): what the next period and `ledger audit` check against. */
 export interface ExportRun {
   tenantId: string;
   runId: string;
