@@ -21,7 +21,7 @@ import {
 } from '../domain/member/index.ts';
 import { newId } from '../ids.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
-import { recomputeFromEvents, type EventTotals } from './event-pass.ts';
+import { CARRY_EXPIRY_INSTANTS_MAX, recomputeFromEvents, type EventTotals } from './event-pass.ts';
 import { previousPeriodExport } from './export-runs.ts';
 import {
   BALANCES_HEADER,
@@ -504,6 +504,54 @@ describe('finance export: the independent pass carries on from the previous expo
     expect(carried.eventsRead).toBeLessThan(full.eventsRead);
     expect(carried.expiredPoints).toBeGreaterThan(0);
     expect(carried.maturedCreditedPoints).toBeGreaterThan(0);
+    expect(carried.carry).not.toBeNull();
+
+    // Past CARRY_EXPIRY_INSTANTS_MAX lots-to-expire instants the export hands on no carry (the next one reads
+    // the whole log); the totals of this one do not change.
+    const januaryCarry = (await previousPeriodExport(runtime.pool, tenantId, '2026-02-01'))?.carry;
+    if (januaryCarry === null || januaryCarry === undefined || 'unusable' in januaryCarry)
+      throw new Error('January left no usable carry');
+    const crowded = {
+      ...januaryCarry,
+      pendingCredits: [
+        ...januaryCarry.pendingCredits,
+        ...Array.from(
+          { length: CARRY_EXPIRY_INSTANTS_MAX + 1 },
+          (_, i) =>
+            [new Date(Date.parse('2030-01-01T00:00:00.000Z') + i * 1000).toISOString(), 1] as [
+              string,
+              number,
+            ],
+        ),
+      ],
+    };
+    const period = {
+      from: '2026-02-01',
+      to: '2026-03-01',
+      timeZone: 'Asia/Shanghai',
+      fromAt: FEB,
+      toAt: MAR,
+    };
+    const overflowing = await recomputeFromEvents(
+      runtime.pool,
+      tenantId,
+      period,
+      february.summary.asOf.partitions,
+      crowded,
+    );
+    expect(overflowing.carry).toBeNull();
+    expect({ ...overflowing, carry: null }).toEqual({ ...carried, carry: null });
+    const atLimit = await recomputeFromEvents(
+      runtime.pool,
+      tenantId,
+      period,
+      february.summary.asOf.partitions,
+      {
+        ...crowded,
+        pendingCredits: crowded.pendingCredits.slice(0, -1),
+      },
+    );
+    expect(atLimit.carry?.pendingCredits.length).toBe(CARRY_EXPIRY_INSTANTS_MAX);
 
     const refusal = (fullRecompute: boolean) =>
       runExport(runtime, {
