@@ -21,8 +21,14 @@ import {
 } from '../domain/member/index.ts';
 import { newId } from '../ids.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
-import { CARRY_EXPIRY_INSTANTS_MAX, recomputeFromEvents, type EventTotals } from './event-pass.ts';
+import {
+  CARRY_EXPIRY_INSTANTS_MAX,
+  recomputeFromEvents,
+  type EventPassCarry,
+  type EventTotals,
+} from './event-pass.ts';
 import { previousPeriodExport } from './export-runs.ts';
+import type { Period } from './period.ts';
 import {
   BALANCES_HEADER,
   runExport,
@@ -126,6 +132,25 @@ async function exportPeriod(
   return { ...result, dir };
 }
 
+/** The period an export's summary describes, as the event pass takes it. */
+function periodOf(summary: ExportSummary): Period {
+  return {
+    from: summary.period.from,
+    to: summary.period.to,
+    timeZone: summary.period.timeZone,
+    fromAt: summary.period.fromInstant,
+    toAt: summary.period.toInstant,
+  };
+}
+
+/** The carry the latest export of the period ending at `from` left; fails the test when there is none to use. */
+async function usableCarryBefore(tenantId: string, from: string): Promise<EventPassCarry> {
+  const carry = (await previousPeriodExport(runtime.pool, tenantId, from))?.carry;
+  if (carry === null || carry === undefined || 'unusable' in carry)
+    throw new Error(`no usable carry for the period from ${from}`);
+  return carry;
+}
+
 /**
  * The independent pass of a chained export, run both ways over the same heads: from the previous export's
  * carry and from the log's first event. They must agree on everything but the number of events read.
@@ -134,16 +159,8 @@ async function expectCarryEqualsFullRecompute(
   tenantId: string,
   summary: ExportSummary,
 ): Promise<{ carried: EventTotals; full: EventTotals }> {
-  const period = {
-    from: summary.period.from,
-    to: summary.period.to,
-    timeZone: summary.period.timeZone,
-    fromAt: summary.period.fromInstant,
-    toAt: summary.period.toInstant,
-  };
-  const previous = await previousPeriodExport(runtime.pool, tenantId, period.from);
-  const carry = previous?.carry;
-  if (carry === null || carry === undefined || 'unusable' in carry) throw new Error('no usable carry');
+  const period = periodOf(summary);
+  const carry = await usableCarryBefore(tenantId, period.from);
   const heads = summary.asOf.partitions;
   const carried = await recomputeFromEvents(runtime.pool, tenantId, period, heads, carry);
   const full = await recomputeFromEvents(runtime.pool, tenantId, period, heads);
@@ -508,9 +525,7 @@ describe('finance export: the independent pass carries on from the previous expo
 
     // Past CARRY_EXPIRY_INSTANTS_MAX lots-to-expire instants the export hands on no carry (the next one reads
     // the whole log); the totals of this one do not change.
-    const januaryCarry = (await previousPeriodExport(runtime.pool, tenantId, '2026-02-01'))?.carry;
-    if (januaryCarry === null || januaryCarry === undefined || 'unusable' in januaryCarry)
-      throw new Error('January left no usable carry');
+    const januaryCarry = await usableCarryBefore(tenantId, '2026-02-01');
     const crowded = {
       ...januaryCarry,
       pendingCredits: [
@@ -525,13 +540,7 @@ describe('finance export: the independent pass carries on from the previous expo
         ),
       ],
     };
-    const period = {
-      from: '2026-02-01',
-      to: '2026-03-01',
-      timeZone: 'Asia/Shanghai',
-      fromAt: FEB,
-      toAt: MAR,
-    };
+    const period = periodOf(february.summary);
     const overflowing = await recomputeFromEvents(
       runtime.pool,
       tenantId,
