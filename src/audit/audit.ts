@@ -13,10 +13,12 @@
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream } from '../commands/streams.ts';
-import { sqlTimeToIso, type Pool } from '../db/pool.ts';
+import { sqlInt, sqlTimeToIso, type Pool } from '../db/pool.ts';
 import { addPoints } from '../domain/points.ts';
-import type { EventStore } from '../eventstore/port.ts';
+import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
+import { parseCarry } from '../export/export-runs.ts';
+import { compareExportRecount, type ExportRecountPart, type RecordedExport } from './export-recount.ts';
 import { memberSlices } from './member-pass.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
@@ -47,6 +49,7 @@ export const AUDIT_CHECKS = [
   'partition hash chains verify from position 1 to the head in log_partitions (no event changed, removed, inserted or moved)',
   'stream hash chains verify from version 1 to the head in streams, for every stream',
   'the heads recorded by the last finance export (export_runs) are still in the log with the same hashes',
+  "the last finance export's closing and carry (export_carries) equal a recount of the events as of its heads, and no event of its period lies beyond them",
   "each member's events fold with evolveMember (balanceAfter, lots, holds, refunds re-checked) ",
   "available (balance - holds active at the event's time) never went below zero except through a refund's reversal",
   'member_accounts, member_lots, member_holds and ledger_entries equal the fold as of the projector checkpoint, field by field',
@@ -97,29 +100,36 @@ interface LastExport {
   to: string;
   exportedAt: string;
   heads: Map<number, { position: number; lastHash: string }>;
+  /** What pass A recounts from the events (export-recount.ts). */
+  recorded: RecordedExport;
 }
 
 async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | null> {
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT run_id, from_date, to_date, exported_at, heads FROM export_runs WHERE tenant_id = ?
-     ORDER BY exported_at DESC, run_id DESC LIMIT 1`,
+    `SELECT r.run_id, r.from_date, r.to_date, r.to_at, r.exported_at, r.heads, r.closing_points, c.carry
+     FROM export_runs r LEFT JOIN export_carries c ON c.tenant_id = r.tenant_id AND c.run_id = r.run_id
+     WHERE r.tenant_id = ? ORDER BY r.exported_at DESC, r.run_id DESC LIMIT 1`,
     [tenantId],
   );
   const row = rows[0];
   if (row === undefined) return null;
-  const heads = JSON.parse(String(row['heads'])) as {
-    partition: number;
-    position: number;
-    lastHash: string;
-  }[];
+  const heads = JSON.parse(String(row['heads'])) as PartitionHead[];
+  const runId = String(row['run_id']);
   return {
-    runId: String(row['run_id']),
+    runId,
     from: String(row['from_date']),
     to: String(row['to_date']),
     exportedAt: sqlTimeToIso(String(row['exported_at'])),
     heads: new Map(
       heads.map((head) => [head.partition, { position: head.position, lastHash: head.lastHash }]),
     ),
+    recorded: {
+      runId,
+      toAt: sqlTimeToIso(String(row['to_at'])),
+      closingPoints: sqlInt(row['closing_points']),
+      heads,
+      carry: row['carry'] === null ? null : parseCarry(String(row['carry'])),
+    },
   };
 }
 
@@ -234,6 +244,7 @@ async function auditTenant(
   };
 
   const partitionReports: PartitionReport[] = [];
+  const recounts: ExportRecountPart[] = [];
   const postings = new Map<string, number>();
   let members = 0;
   const jobs: UnitJob[] = [];
@@ -241,6 +252,7 @@ async function auditTenant(
     tenantId,
     unit,
     exportHead: unit.kind === 'partition' ? (exported?.heads.get(unit.partition) ?? null) : null,
+    exportToAt: unit.kind === 'partition' ? (exported?.recorded.toAt ?? null) : null,
     pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
     eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
   });
@@ -262,6 +274,7 @@ async function auditTenant(
           const outcome = await runner.run(unitJob, onEvents);
           log.merge(outcome.discrepancies, outcome.discrepancyCount);
           if (outcome.partition !== null) partitionReports.push(outcome.partition);
+          if (outcome.exportRecount !== null) recounts.push(outcome.exportRecount);
           for (const [account, points] of outcome.postings)
             postings.set(account, addPoints(postings.get(account) ?? 0, points));
           members += outcome.members;
@@ -273,6 +286,7 @@ async function auditTenant(
   );
   if (failure !== null) throw (failure as { error: unknown }).error;
   await auditOtherStreams(pool, store, tenantId, log);
+  if (exported !== null) compareExportRecount(tenantId, exported.recorded, recounts, log);
 
   const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);
   if (sum !== 0) {

@@ -6,6 +6,7 @@
  *   (a tail cut after an export saw it is caught even if log_partitions and streams were rewritten);
  * - double entry: the postings of the events up to the projector's checkpoint equal tenant_totals of this
  *   partition, account by account (points and number of postings), and the checkpoint is not beyond the head.
+ * - the last export's closing and carry, recounted from this partition's events (export-recount.ts).
  * It reads only the columns the chain needs, plus `data` for the events that post (so JSON is parsed only
  * where it carries points), as arrays (rowsAsArray: no object per row). Memory: one page.
  */
@@ -16,6 +17,7 @@ import { addPoints } from '../domain/points.ts';
 import { postingsFor, type MemberEvent } from '../domain/member/index.ts';
 import { GENESIS_HASH } from '../eventstore/hash.ts';
 import { PartitionChainVerifier, scratchEvent, type ChainProblem } from '../eventstore/verify.ts';
+import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
 import type { DiscrepancyLog, PartitionReport } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
@@ -36,6 +38,8 @@ export interface PartitionPassInput {
   partition: number;
   /** What the last export recorded for this partition. */
   exportHead: { position: number; lastHash: string } | null;
+  /** The end of the last export's period, when there is one to recount. */
+  exportToAt: string | null;
   pageRows: number;
   onEvents?: (count: number) => void;
 }
@@ -44,6 +48,8 @@ export interface PartitionPassResult {
   report: PartitionReport;
   /** Postings per account over every event of the partition. */
   postings: Map<string, number>;
+  /** This partition's share of the last export, recounted (null without an export). */
+  exportRecount: ExportRecountPart | null;
 }
 
 export function chainProblemToDiscrepancy(problem: ChainProblem): Parameters<DiscrepancyLog['add']>[0] {
@@ -105,6 +111,10 @@ export async function auditPartition(
     // One scratch event for the whole partition (scratchEvent); the content fields stay empty: this pass
     // does not read them, pass B verifies content through the stream chains.
     const link = scratchEvent(tenantId, partition);
+    const recount =
+      input.exportToAt === null
+        ? null
+        : new ExportRecount(partition, input.exportToAt, input.exportHead?.position ?? 0);
     for (;;) {
       const [page] = await connection.query<RowDataPacket[]>(
         {
@@ -126,6 +136,7 @@ export async function auditPartition(
         if (input.exportHead !== null && link.position === input.exportHead.position)
           exportHashSeen = link.partitionHash;
         const data = row[6];
+        let recounted = false;
         if (data !== null && data !== undefined && memberIdOfStream(link.streamId) !== null) {
           try {
             const event = { type: String(row[5]), data: JSON.parse(String(data)) as unknown } as MemberEvent;
@@ -138,6 +149,8 @@ export async function auditPartition(
                 atCheckpoint.set(posting.account, sum);
               }
             }
+            recount?.add(link.position, event);
+            recounted = true;
           } catch (error) {
             log.add({
               kind: 'postings',
@@ -150,6 +163,7 @@ export async function auditPartition(
             });
           }
         }
+        if (!recounted) recount?.add(link.position, null);
       }
       verified += rows.length;
       input.onEvents?.(rows.length);
@@ -220,6 +234,7 @@ export async function auditPartition(
         lastExportHead: input.exportHead?.position ?? null,
       },
       postings,
+      exportRecount: recount?.part() ?? null,
     };
   });
 }

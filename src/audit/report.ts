@@ -17,7 +17,9 @@ export type DiscrepancyKind =
   /** Postings do not sum to zero, or differ from tenant_totals. */
   | 'postings'
   /** A projector checkpoint is beyond the head of its partition (the log lost a tail it had seen). */
-  | 'checkpoint';
+  | 'checkpoint'
+  /** The last finance export's closing or carry differs from the events as of its heads (export-recount.ts). */
+  | 'export';
 
 export interface Discrepancy {
   kind: DiscrepancyKind;

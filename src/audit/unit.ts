@@ -6,6 +6,7 @@
  */
 import type { Pool } from '../db/pool.ts';
 import { auditSlice, type MemberSlice } from './member-pass.ts';
+import type { ExportRecountPart } from './export-recount.ts';
 import { auditPartition } from './partition-pass.ts';
 import { DiscrepancyLog, type Discrepancy, type PartitionReport } from './report.ts';
 
@@ -16,6 +17,8 @@ export interface UnitJob {
   unit: AuditUnit;
   /** What the last export recorded for this partition (partition units only). */
   exportHead: { position: number; lastHash: string } | null;
+  /** The end of the last export's period, to recount its closing and carry (partition units only). */
+  exportToAt: string | null;
   pageRows: number;
   eventPageRows: number;
 }
@@ -24,6 +27,8 @@ export interface UnitOutcome {
   /** Partition units: the partition's report and its postings per account over every event. */
   partition: PartitionReport | null;
   postings: [account: string, points: number][];
+  /** Partition units: the partition's share of the last export, recounted. */
+  exportRecount: ExportRecountPart | null;
   /** Slice units: members audited. */
   members: number;
   /** The unit's discrepancies: the first AUDIT_DISCREPANCIES_LISTED_MAX, and how many in all. */
@@ -44,6 +49,7 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
         tenantId,
         partition: unit.partition,
         exportHead: job.exportHead,
+        exportToAt: job.exportToAt,
         pageRows: job.pageRows,
         onEvents: (count) => onEvents('chain', count),
       },
@@ -52,6 +58,7 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
     return {
       partition: result.report,
       postings: [...result.postings],
+      exportRecount: result.exportRecount,
       members: 0,
       discrepancies: log.listed,
       discrepancyCount: log.count,
@@ -71,6 +78,7 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
   return {
     partition: null,
     postings: [],
+    exportRecount: null,
     members: result.members,
     discrepancies: log.listed,
     discrepancyCount: log.count,

@@ -94,7 +94,8 @@ function zeroMovements(): Record<MovementKind, number> {
   return Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [kind, 0])) as Record<MovementKind, number>;
 }
 
-function creditedLots(event: MemberEvent): { lot: LotCredit; debtRepaid: number }[] {
+/** The lots an event credits, and how much of each went to repaying debt (not credited to the lot). */
+export function creditedLots(event: MemberEvent): { lot: LotCredit; debtRepaid: number }[] {
   switch (event.type) {
     case 'PurchaseRecorded':
       return event.data.lot === null ? [] : [{ lot: event.data.lot, debtRepaid: event.data.debtRepaid }];

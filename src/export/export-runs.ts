@@ -90,7 +90,8 @@ export interface PreviousExport {
   carry: EventPassCarry | { unusable: string } | null;
 }
 
-function parseCarry(text: string): EventPassCarry | { unusable: string } {
+/** A stored carry, or why it cannot be used. */
+export function parseCarry(text: string): EventPassCarry | { unusable: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -631,6 +631,115 @@ describe('finance export: the independent pass carries on from the previous expo
   });
 });
 
+describe('audit: the last export recounted from the events', () => {
+  it('names a changed closing or carry, and an event of the exported period that reached the log after the export', async () => {
+    const tenantId = await newTenant();
+    const [a, b] = [newId(), newId()];
+    clock.set('2026-01-05T02:00:00.000Z');
+    await register(tenantId, a);
+    await register(tenantId, b);
+    expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
+    expect(await exec(tenantId, b, purchase('b-1', 'store-2', 20_000))).toBe(true);
+    clock.set('2026-02-01T02:00:00.000Z');
+    await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
+    // February: a redemption, the January lots expiring, and a lot still to expire at the period's end.
+    clock.set('2026-02-10T02:00:00.000Z');
+    expect(
+      await exec(tenantId, b, {
+        type: 'RedeemPoints',
+        data: { orderId: newId(), storeId: 'store-2', points: 50 },
+      }),
+    ).toBe(true);
+    clock.set('2026-02-20T02:00:00.000Z');
+    expect(await exec(tenantId, a, purchase('a-2', 'store-1', 30_000))).toBe(true);
+    clock.set('2026-02-27T02:00:00.000Z');
+    for (const id of [a, b]) await exec(tenantId, id, { type: 'ExpireLots', data: { asOf: clock.nowIso() } });
+    clock.set('2026-03-01T00:00:00.000Z');
+    const february = await exportPeriod(tenantId, '2026-02-01', '2026-03-01');
+    expect(february.summary.independentPass.start).toBe('previous-export');
+
+    const found = async () =>
+      (await runAudit(runtime.pool, runtime.store, { tenantId })).tenants[0]!.discrepancies.map((d) => [
+        d.kind,
+        d.field,
+      ]);
+    expect(await found()).toEqual([]);
+
+    const [[{ carry: saved } = { carry: '' }]] = await runtime.pool.query<RowDataPacket[]>(
+      'SELECT carry FROM export_carries WHERE tenant_id = ? AND run_id = ?',
+      [tenantId, february.runId],
+    );
+    const carry = JSON.parse(String(saved)) as EventPassCarry;
+    const [instant, pendingPoints] = carry.pendingCredits[0]!;
+    expect(carry.expiredPoints).toBeGreaterThan(0);
+    expect(carry.maturedCreditedPoints).toBeGreaterThan(0);
+    const moved = carry.partitions.find((p) => p.head > 0)!;
+    const withCarry = async (changed: unknown) => {
+      await runtime.pool.query('UPDATE export_carries SET carry = ? WHERE tenant_id = ? AND run_id = ?', [
+        typeof changed === 'string' ? changed : JSON.stringify(changed),
+        tenantId,
+        february.runId,
+      ]);
+      try {
+        return await found();
+      } finally {
+        await runtime.pool.query('UPDATE export_carries SET carry = ? WHERE tenant_id = ? AND run_id = ?', [
+          saved,
+          tenantId,
+          february.runId,
+        ]);
+      }
+    };
+    expect(await withCarry({ ...carry, closing: carry.closing + 1 })).toEqual([['export', 'closing']]);
+    expect(await withCarry({ ...carry, expiredPoints: carry.expiredPoints - 1 })).toEqual([
+      ['export', 'expiredPoints'],
+    ]);
+    expect(await withCarry({ ...carry, maturedCreditedPoints: 0 })).toEqual([
+      ['export', 'maturedCreditedPoints'],
+    ]);
+    expect(
+      await withCarry({
+        ...carry,
+        pendingCredits: [[instant, pendingPoints + 1], ...carry.pendingCredits.slice(1)],
+      }),
+    ).toEqual([['export', `pendingCredits ${instant}`]]);
+    const withPartition = (change: Partial<EventPassCarry['partitions'][number]>) => ({
+      ...carry,
+      partitions: carry.partitions.map((p) => (p.partition === moved.partition ? { ...p, ...change } : p)),
+    });
+    // A resume position past the log's end would have the next export skip what lands there.
+    expect(await withCarry(withPartition({ resumeFrom: moved.resumeFrom + 3 }))).toEqual([
+      ['export', `partition ${moved.partition} resumeFrom`],
+    ]);
+    expect(await withCarry(withPartition({ head: moved.head - 1 }))).toEqual([
+      ['export', `partition ${moved.partition} head`],
+    ]);
+    expect(await withCarry('{"closing": 1}')).toEqual([['export', 'carry']]);
+
+    // The run's own closing, which the next period's opening must equal.
+    await runtime.pool.query(
+      'UPDATE export_runs SET closing_points = closing_points + 7 WHERE tenant_id = ? AND run_id = ?',
+      [tenantId, february.runId],
+    );
+    expect(await found()).toEqual([['export', 'closing_points']]);
+    await runtime.pool.query(
+      'UPDATE export_runs SET closing_points = closing_points - 7 WHERE tenant_id = ? AND run_id = ?',
+      [tenantId, february.runId],
+    );
+    expect(await found()).toEqual([]);
+
+    // A February event that reached the log after February's export (a command that read the clock before the
+    // close and committed late): the exported period is missing it.
+    clock.set('2026-02-28T15:00:00.000Z');
+    expect(await exec(tenantId, b, purchase('b-late', 'store-2', 5_000))).toBe(true);
+    const late = (await runAudit(runtime.pool, runtime.store, { tenantId })).tenants[0]!.discrepancies;
+    expect(late.map((d) => d.kind)).toEqual(['export']);
+    expect(late[0]!.detail).toContain('beyond the head');
+    const lateHead = february.summary.asOf.partitions.find((h) => h.partition === late[0]!.partition);
+    expect(late[0]!.position).toBeGreaterThan(lateHead!.position);
+  });
+});
+
 describe('finance export: periods, late uploads and refusals', () => {
   it('a late upload (occurredAt in the closed period) lands in the period that recorded it; a boundary instant belongs to the next day', async () => {
     const tenantId = await newTenant();
