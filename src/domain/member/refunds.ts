@@ -13,6 +13,7 @@
 import { assert } from '../assert.ts';
 import type { Decision } from '../event.ts';
 import { domainError, invalidField } from '../errors.ts';
+import { BALANCE_POINTS_MAX } from '../limits.ts';
 import { addPoints, maxPoints, mulDivFloor, subtractPoints, sumBy } from '../points.ts';
 import type { Clawback } from '../programme.ts';
 import { addDaysIso } from '../time.ts';
@@ -122,6 +123,13 @@ export function decideRefundPurchase(
   if (dueRestore > 0 && isLotOpen(state.lots, data.lotId)) {
     return { ok: false, error: invalidField('lotId', `lot ${data.lotId} already exists`) };
   }
+  const balanceAfter = addPoints(balanceReversed, dueRestore);
+  if (balanceAfter > BALANCE_POINTS_MAX) {
+    return {
+      ok: false,
+      error: invalidField('amountFen', `the balance would exceed ${BALANCE_POINTS_MAX} points`),
+    };
+  }
   const split = splitCredit(balanceReversed, dueRestore);
   return {
     ok: true,
@@ -142,7 +150,7 @@ export function decideRefundPurchase(
           restoredLot:
             restoredLotExpiresAt === null ? null : lotCredit(data.lotId, dueRestore, restoredLotExpiresAt),
           debtRepaid: split.debtRepaid,
-          balanceAfter: addPoints(balanceReversed, dueRestore),
+          balanceAfter,
           at: now,
         },
       },
