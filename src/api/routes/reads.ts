@@ -46,17 +46,20 @@ export function registerReadRoutes(parent: FastifyInstance, runtime: Runtime): v
       const { memberId } = request.params;
       const query = request.query;
       const afterVersion = query.cursor === undefined ? 0 : decodeCursor(query.cursor);
-      if (afterVersion === null) {
-        return sendProblem(
+      const unknownCursor = () =>
+        sendProblem(
           reply,
           problem(400, 'validation-failed', 'cursor is not one this server issued', {
             errors: [{ path: 'querystring.cursor', message: 'unknown cursor' }],
           }),
         );
-      }
+      if (afterVersion === null) return unknownCursor();
       const head = await runtime.store.streamHead(tenantId, memberStreamId(memberId));
       if (head === null)
         return sendProblem(reply, problem(404, 'not-found', 'no such member in this tenant'));
+      // Streams only grow: a cursor past the member's last event was never issued for this member (an
+      // edited cursor, or another member's). An empty last page would tell the client it has read it all.
+      if (afterVersion > head.version) return unknownCursor();
       const from = query.from === undefined ? undefined : (normalizeIsoInstant(query.from) ?? undefined);
       const to = query.to === undefined ? undefined : (normalizeIsoInstant(query.to) ?? undefined);
       const page = await readLedgerPage(runtime.store, tenantId, memberId, {
