@@ -57,7 +57,10 @@ export function problem(
 /** A domain or command-handling rejection as a problem. Unknown members answer not-found (CONTRACT.md). */
 export function rejectionProblem(rejection: Rejection): Problem {
   const extra: Record<string, unknown> = {};
-  if (rejection.code === 'validation-failed') extra['errors'] = rejection.extra.errors;
+  // The domain names a field of the command; the request's schema names it where it was sent (body.points).
+  // Both reach a client as validation-failed, so both say body.
+  if (rejection.code === 'validation-failed')
+    extra['errors'] = rejection.extra.errors.map((error) => ({ ...error, path: `body.${error.path}` }));
   else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
   else if (rejection.extra !== undefined) Object.assign(extra, rejection.extra);
   // Not finding a member or an order is the generic not-found of the contract, with the domain's detail.
