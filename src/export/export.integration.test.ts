@@ -19,6 +19,7 @@ import {
   type MemberCommand,
   type MemberEvent,
 } from '../domain/member/index.ts';
+import type { PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import {
@@ -27,8 +28,10 @@ import {
   type EventPassCarry,
   type EventTotals,
 } from './event-pass.ts';
+import { drainTenant } from './drain.ts';
 import { previousPeriodExport } from './export-runs.ts';
-import type { Period } from './period.ts';
+import { forEachMemberRow, type MemberRow } from './ledger-pass.ts';
+import { resolvePeriod, type Period } from './period.ts';
 import {
   BALANCES_HEADER,
   runExport,
@@ -120,6 +123,20 @@ function purchase(orderId: string, storeId: string, amountFen: number, occurredA
       ...(occurredAt === undefined ? {} : { occurredAt }),
     },
   };
+}
+
+function redemption(storeId: string, points: number): MemberCommand {
+  return { type: 'RedeemPoints', data: { orderId: newId(), storeId, points } };
+}
+
+/** A new tenant with two members, registered on 5 January. */
+async function tenantWithTwoMembers(): Promise<{ tenantId: string; a: string; b: string }> {
+  const tenantId = await newTenant();
+  const [a, b] = [newId(), newId()];
+  clock.set('2026-01-05T02:00:00.000Z');
+  await register(tenantId, a);
+  await register(tenantId, b);
+  return { tenantId, a, b };
 }
 
 async function exportPeriod(
@@ -484,11 +501,7 @@ describe('finance export over random histories', () => {
 
 describe('finance export: the independent pass carries on from the previous export', () => {
   it('reads on from where the last export stopped, agrees with a read from the log start, and refuses a cut head or a late event of the closed period', async () => {
-    const tenantId = await newTenant();
-    const [a, b] = [newId(), newId()];
-    clock.set('2026-01-05T02:00:00.000Z');
-    await register(tenantId, a);
-    await register(tenantId, b);
+    const { tenantId, a, b } = await tenantWithTwoMembers();
     expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
     clock.set('2026-01-31T15:59:59.000Z');
     expect(await exec(tenantId, b, purchase('b-1', 'store-2', 20_000))).toBe(true);
@@ -506,12 +519,7 @@ describe('finance export: the independent pass carries on from the previous expo
 
     // February after January's export: a redemption, and expiries of lots credited in both months.
     clock.set('2026-02-10T02:00:00.000Z');
-    expect(
-      await exec(tenantId, b, {
-        type: 'RedeemPoints',
-        data: { orderId: newId(), storeId: 'store-2', points: 50 },
-      }),
-    ).toBe(true);
+    expect(await exec(tenantId, b, redemption('store-2', 50))).toBe(true);
     clock.set('2026-02-27T02:00:00.000Z');
     for (const id of [a, b]) await exec(tenantId, id, { type: 'ExpireLots', data: { asOf: clock.nowIso() } });
     clock.set('2026-03-01T00:00:00.000Z');
@@ -633,23 +641,14 @@ describe('finance export: the independent pass carries on from the previous expo
 
 describe('audit: the last export recounted from the events', () => {
   it('names a changed closing or carry, and an event of the exported period that reached the log after the export', async () => {
-    const tenantId = await newTenant();
-    const [a, b] = [newId(), newId()];
-    clock.set('2026-01-05T02:00:00.000Z');
-    await register(tenantId, a);
-    await register(tenantId, b);
+    const { tenantId, a, b } = await tenantWithTwoMembers();
     expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
     expect(await exec(tenantId, b, purchase('b-1', 'store-2', 20_000))).toBe(true);
     clock.set('2026-02-01T02:00:00.000Z');
     await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
     // February: a redemption, the January lots expiring, and a lot still to expire at the period's end.
     clock.set('2026-02-10T02:00:00.000Z');
-    expect(
-      await exec(tenantId, b, {
-        type: 'RedeemPoints',
-        data: { orderId: newId(), storeId: 'store-2', points: 50 },
-      }),
-    ).toBe(true);
+    expect(await exec(tenantId, b, redemption('store-2', 50))).toBe(true);
     clock.set('2026-02-20T02:00:00.000Z');
     expect(await exec(tenantId, a, purchase('a-2', 'store-1', 30_000))).toBe(true);
     clock.set('2026-02-27T02:00:00.000Z');
@@ -737,6 +736,55 @@ describe('audit: the last export recounted from the events', () => {
     expect(late[0]!.detail).toContain('beyond the head');
     const lateHead = february.summary.asOf.partitions.find((h) => h.partition === late[0]!.partition);
     expect(late[0]!.position).toBeGreaterThan(lateHead!.position);
+  });
+});
+
+describe('finance export: member rows as of the heads the export fixed', () => {
+  it('leave out what reached the log after the heads, also an event of the period that committed late', async () => {
+    const { tenantId, a, b } = await tenantWithTwoMembers();
+    expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
+    expect(await exec(tenantId, b, purchase('b-1', 'store-1', 10_000))).toBe(true);
+    clock.set('2026-01-20T02:00:00.000Z');
+    expect(await exec(tenantId, a, redemption('store-1', 30))).toBe(true);
+    clock.set('2026-02-03T02:00:00.000Z');
+    expect(await exec(tenantId, b, purchase('b-2', 'store-1', 20_000))).toBe(true);
+    const january = resolvePeriod('2026-01-01', '2026-02-01', 'Asia/Shanghai');
+    const rowsAsOf = async (heads: PartitionHead[]) => {
+      await drainTenant(runtime.pool, runtime.store, tenantId, await runtime.store.partitionHeads(tenantId));
+      const rows: MemberRow[] = [];
+      await forEachMemberRow(runtime.pool, tenantId, january, heads, async (row) => {
+        rows.push(row);
+      });
+      return rows;
+    };
+    const heads = await runtime.store.partitionHeads(tenantId);
+    const fixed = await rowsAsOf(heads);
+    expect(
+      fixed
+        .map((row) => [row.memberId, row.opening, row.movements.earned, row.movements.redeemed, row.closing])
+        .sort(),
+    ).toEqual(
+      [
+        [a, 0, 400, -30, 370],
+        [b, 0, 100, 0, 100],
+      ].sort(),
+    );
+
+    // After the heads: a February purchase, and a January one that committed late (it read the clock before
+    // the close). Neither is in the rows as of the heads fixed before them.
+    clock.set('2026-02-04T02:00:00.000Z');
+    expect(await exec(tenantId, a, purchase('a-2', 'store-1', 50_000))).toBe(true);
+    clock.set('2026-01-31T15:00:00.000Z');
+    expect(await exec(tenantId, b, purchase('b-late', 'store-1', 7_000))).toBe(true);
+    expect(await rowsAsOf(heads)).toEqual(fixed);
+    // As of the heads now, the late January purchase is in January; the February one is not.
+    const now = await rowsAsOf(await runtime.store.partitionHeads(tenantId));
+    expect(now.find((row) => row.memberId === b)).toMatchObject({
+      opening: 0,
+      closing: 170,
+      periodEntries: 2,
+    });
+    expect(now.find((row) => row.memberId === a)).toEqual(fixed.find((row) => row.memberId === a));
   });
 });
 
