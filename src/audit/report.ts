@@ -57,7 +57,7 @@ export interface TenantReport {
   partitions: PartitionReport[];
   /** Sum of all postings per account over the tenant's events (they sum to zero). */
   postings: Record<string, number>;
-  /** The last export whose heads were checked, if any. */
+  /** The last export whose heads, closing and carry were checked, if any. */
   lastExport: { runId: string; from: string; to: string; exportedAt: string } | null;
   discrepancies: Discrepancy[];
   /** All discrepancies found; the list above keeps the first AUDIT_DISCREPANCIES_LISTED_MAX. */
@@ -147,7 +147,7 @@ export function formatAuditSummary(report: AuditReport): string {
     lines.push(
       tenant.lastExport === null
         ? '  exports: none recorded'
-        : `  last export ${tenant.lastExport.runId} [${tenant.lastExport.from}, ${tenant.lastExport.to}): its recorded heads were checked against the log`,
+        : `  last export ${tenant.lastExport.runId} [${tenant.lastExport.from}, ${tenant.lastExport.to}): its heads, closing and carry were checked against the log`,
     );
     const postings = Object.entries(tenant.postings)
       .map(([account, points]) => `${account} ${points}`)
