@@ -51,3 +51,9 @@ export function onlyOptions(args: ParsedArgs, allowed: readonly string[]): void 
     if (!allowed.includes(name)) throw new UsageError(`unknown option --${name}`);
   }
 }
+
+/** For verbs that take no positional arguments: a stray word (`--store s1 s2`) is an error, not ignored. */
+export function noPositionals(args: ParsedArgs): void {
+  const [first] = args.positionals;
+  if (first !== undefined) throw new UsageError(`unexpected argument ${first}`);
+}

@@ -2,7 +2,7 @@ import { runAudit, type AuditProgress } from '../../audit/audit.ts';
 import { formatAuditSummary } from '../../audit/report.ts';
 import { schemaIsCurrent } from '../../db/migrate.ts';
 import { openRuntime } from '../../runtime.ts';
-import { flag, onlyOptions, option, parseArgs, UsageError } from '../args.ts';
+import { flag, noPositionals, onlyOptions, option, parseArgs } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 /** A progress line at most this often (stderr, and only when it is a terminal). */
@@ -39,7 +39,7 @@ export const audit: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv, ['json']);
     onlyOptions(args, ['tenant', 'json']);
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
+    noPositionals(args);
     const tenantId = option(args, 'tenant');
     const json = flag(args, 'json');
     const runtime = await openRuntime(config);

@@ -1,7 +1,7 @@
 import { sweepExpiredLots } from '../../commands/expiry-sweep.ts';
 import { normalizeIsoInstant } from '../../domain/time.ts';
 import { openRuntime } from '../../runtime.ts';
-import { onlyOptions, option, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { noPositionals, onlyOptions, option, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 export const expire: Verb = {
@@ -10,6 +10,7 @@ export const expire: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['as-of', 'tenant']);
+    noPositionals(args);
     const asOf = normalizeIsoInstant(requiredOption(args, 'as-of'));
     if (asOf === null) throw new UsageError('--as-of must be an ISO-8601 instant with an offset');
     const runtime = await openRuntime(config);

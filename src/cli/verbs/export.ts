@@ -2,7 +2,7 @@ import { schemaIsCurrent } from '../../db/migrate.ts';
 import { ExportRefusedError, runExport } from '../../export/export.ts';
 import { ExportInputError } from '../../export/period.ts';
 import { openRuntime } from '../../runtime.ts';
-import { flag, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { flag, noPositionals, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 /**
@@ -17,7 +17,7 @@ export const exportVerb: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv, ['full-recompute']);
     onlyOptions(args, ['tenant', 'from', 'to', 'out', 'full-recompute']);
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
+    noPositionals(args);
     const options = {
       tenantId: requiredOption(args, 'tenant'),
       from: requiredOption(args, 'from'),

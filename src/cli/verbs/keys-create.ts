@@ -1,7 +1,7 @@
 import { createKey } from '../../auth/keys.ts';
 import { isRole, ROLES } from '../../auth/roles.ts';
 import { openRuntime } from '../../runtime.ts';
-import { onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { noPositionals, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 export const keysCreate: Verb = {
@@ -10,6 +10,7 @@ export const keysCreate: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['tenant', 'role', 'store']);
+    noPositionals(args);
     const tenantId = requiredOption(args, 'tenant');
     const role = requiredOption(args, 'role');
     if (!isRole(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);

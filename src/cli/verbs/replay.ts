@@ -3,7 +3,7 @@ import { memberStreamId } from '../../commands/streams.ts';
 import { heldPoints } from '../../domain/member/state.ts';
 import { StreamChainVerifier } from '../../eventstore/verify.ts';
 import { openRuntime } from '../../runtime.ts';
-import { onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { noPositionals, onlyOptions, parseArgs, requiredOption } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 /**
@@ -19,7 +19,7 @@ export const replay: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['tenant', 'member']);
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
+    noPositionals(args);
     const tenantId = requiredOption(args, 'tenant');
     const memberId = requiredOption(args, 'member');
     const runtime = await openRuntime(config);

@@ -1,6 +1,6 @@
 import { projectionStatus } from '../../projections/status.ts';
 import { openRuntime } from '../../runtime.ts';
-import { flag, onlyOptions, parseArgs } from '../args.ts';
+import { flag, noPositionals, onlyOptions, parseArgs } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 export const status: Verb = {
@@ -9,6 +9,7 @@ export const status: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv, ['json']);
     onlyOptions(args, ['json']);
+    noPositionals(args);
     const runtime = await openRuntime(config);
     try {
       const report = await projectionStatus(runtime.pool, runtime.store);

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { setTagRules } from '../../projections/tags.ts';
 import { openRuntime } from '../../runtime.ts';
-import { onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
+import { noPositionals, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 const rulesFile = z.array(
@@ -21,6 +21,7 @@ export const tagsSet: Verb = {
   async run(argv, config) {
     const args = parseArgs(argv);
     onlyOptions(args, ['tenant', 'file']);
+    noPositionals(args);
     const tenantId = requiredOption(args, 'tenant');
     const file = requiredOption(args, 'file');
     let rules: z.infer<typeof rulesFile>;

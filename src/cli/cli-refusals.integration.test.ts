@@ -1,0 +1,266 @@
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RowDataPacket } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+import { openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
+import { Projector } from '../projections/runtime.ts';
+
+const database = useTestDatabase();
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The CLI as a user runs it: its own process, configured by the environment. */
+function ledger(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env: { ...process.env, LEDGER_DATABASE_URL: database.current.url, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function count(sql: string, params: unknown[] = []): Promise<number> {
+  const [rows] = await database.current.pool.query<RowDataPacket[]>(sql, params);
+  return Number(rows[0]!['n']);
+}
+
+const memberId = '3c9e2a1f-5b7d-4e8a-9f60-1d2c3b4a5e6f';
+let seeded: TestLedger;
+
+beforeAll(async () => {
+  // A tenant with one member whose 2023 lot is due at the start of 2025 (Asia/Shanghai).
+  seeded = await openTestLedger(database.current, { clockStart: '2023-06-01T02:00:00.000Z' });
+  await seeded.createTenant('acme');
+  const pos = await seeded.key('acme', 'pos', ['s1']);
+  expect(
+    (
+      await post(seeded.app, pos, '/v1/members', {
+        memberId,
+        phone: '13800138000',
+        storeId: 's1',
+        channel: 'store',
+      })
+    ).statusCode,
+  ).toBe(201);
+  const purchase = await post(seeded.app, pos, `/v1/members/${memberId}/purchases`, {
+    orderId: 'o-1',
+    storeId: 's1',
+    lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 25_000 }],
+  });
+  expect(purchase.json()).toMatchObject({
+    pointsEarned: 250,
+    lot: { expiresAt: '2024-12-31T16:00:00.000Z' },
+  });
+  await new Projector(seeded.runtime.pool, seeded.runtime.store, { owner: 'cli-refusals' }).runOnce();
+});
+afterAll(async () => seeded.close());
+
+describe('ledger CLI: refusals create nothing and say why', () => {
+  it('tenants create with a bad time zone or a bad programme file exits non-zero, names the problem, and creates no tenant', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-refusals-'));
+    const notJson = join(dir, 'not-json.json');
+    await writeFile(notJson, '{"pointsPerYuan": 2,');
+    const wrongField = join(dir, 'wrong-field.json');
+    await writeFile(wrongField, JSON.stringify({ pointsPerYuan: 'two' }));
+    const cases: [string[], RegExp][] = [
+      [['tenants', 'create', 'bad-zone', '--time-zone', 'Mars/Olympus_Mons'], /timeZone/],
+      [['tenants', 'create', 'bad-zone', '--time-zone', '+08:00'], /timeZone/],
+      [['tenants', 'create', 'bad-json', '--programme', notJson], /--programme .*not-json\.json/],
+      [['tenants', 'create', 'bad-field', '--programme', wrongField], /programme\.pointsPerYuan/],
+      [['tenants', 'create', 'no-file', '--programme', join(dir, 'missing.json')], /ENOENT/],
+    ];
+    for (const [args, message] of cases) {
+      const run = await ledger(args);
+      expect(run.code, args.join(' ')).not.toBe(0);
+      expect(run.stderr, args.join(' ')).toMatch(message);
+      expect(run.stdout, args.join(' ')).toBe('');
+    }
+    for (const tenantId of ['bad-zone', 'bad-json', 'bad-field', 'no-file']) {
+      expect(await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', [tenantId])).toBe(0);
+      const key = await ledger(['keys', 'create', '--tenant', tenantId, '--role', 'admin']);
+      expect(key.code).toBe(2);
+      expect(key.stderr).toMatch(new RegExp(`tenant ${tenantId} does not exist`));
+    }
+  });
+
+  it('a stray positional argument is refused (exit 2), not silently ignored: no key is made', async () => {
+    const keysBefore = await count('SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = ?', ['acme']);
+    // The user meant two stores; a key bound to s1 alone must not be printed as if it were.
+    const twoStores = await ledger([
+      'keys',
+      'create',
+      '--tenant',
+      'acme',
+      '--role',
+      'pos',
+      '--store',
+      's1',
+      's2',
+    ]);
+    expect(twoStores.code).toBe(2);
+    expect(twoStores.stdout).toBe('');
+    expect(twoStores.stderr).toMatch(/unexpected argument s2/);
+    expect(await count('SELECT COUNT(*) AS n FROM api_keys WHERE tenant_id = ?', ['acme'])).toBe(keysBefore);
+
+    for (const args of [
+      ['db', 'migrate', 'now'],
+      ['expire', '--as-of', '2025-01-01T00:00:00+08:00', 'acme'],
+      ['status', 'acme'],
+      ['tags', 'set', '--tenant', 'acme', '--file', 'rules.json', 'extra'],
+    ]) {
+      const run = await ledger(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr, args.join(' ')).toMatch(/unexpected argument/);
+    }
+  });
+
+  it('unknown options and missing values are usage errors naming the option', async () => {
+    const missing = await ledger(['keys', 'create', '--tenant', 'acme', '--role']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--role needs a value/);
+    const unknown = await ledger(['replay', '--tenant', 'acme', '--member', memberId, '--since', 'x']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown option --since/);
+    const twice = await ledger([
+      'expire',
+      '--as-of',
+      '2025-01-01T00:00:00Z',
+      '--as-of',
+      '2025-02-01T00:00:00Z',
+    ]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/--as-of given more than once/);
+    const halfVerb = await ledger(['keys']);
+    expect(halfVerb.code).toBe(2);
+    expect(halfVerb.stderr).toMatch(/unknown verb 'keys'/);
+  });
+
+  it('bad environment values stop the CLI with exit 2 and a message naming the variable', async () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ LEDGER_DATABASE_URL: 'postgres://root@127.0.0.1/points' }, 'LEDGER_DATABASE_URL'],
+      [{ LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:3306/bad-name' }, 'LEDGER_DATABASE_URL'],
+      [{ LEDGER_EVENT_STORE: 'mongodb://localhost' }, 'LEDGER_EVENT_STORE'],
+      [{ PORT: '70000' }, 'PORT'],
+      [{ PORT: '0' }, 'PORT'],
+      [{ LEDGER_CLOCK_START: 'yesterday' }, 'LEDGER_CLOCK_START'],
+      [{ LEDGER_CLOCK_START: '2026-01-01' }, 'LEDGER_CLOCK_START'],
+    ];
+    for (const [env, variable] of cases) {
+      const run = await ledger(['status'], env);
+      expect(run.code, JSON.stringify(env)).toBe(2);
+      expect(run.stderr, JSON.stringify(env)).toContain(variable);
+      expect(run.stdout, JSON.stringify(env)).toBe('');
+    }
+  });
+
+  it('expire --as-of twice: the first run expires the due lot, the second changes nothing', async () => {
+    const eventsBefore = await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', ['acme']);
+    const first = await ledger(['expire', '--as-of', '2025-01-01T00:00:00+08:00', '--tenant', 'acme']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/^acme: expired 250 points in 1 lots of 1 members/);
+    const eventsAfter = await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', ['acme']);
+    expect(eventsAfter).toBe(eventsBefore + 1);
+
+    // The read model still lists the lot as a candidate (nothing has projected the expiry yet):
+    // the member's own state decides, and nothing more expires.
+    const second = await ledger(['expire', '--as-of', '2025-01-01T00:00:00+08:00', '--tenant', 'acme']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/^acme: expired 0 points in 0 lots of 0 members/);
+    expect(await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', ['acme'])).toBe(eventsAfter);
+  });
+
+  it('replay of a member or tenant with no events exits 1 with a message, printing no history', async () => {
+    const unknownMember = await ledger([
+      'replay',
+      '--tenant',
+      'acme',
+      '--member',
+      '00000000-0000-4000-8000-000000000000',
+    ]);
+    expect(unknownMember.code).toBe(1);
+    expect(unknownMember.stdout).toBe('');
+    expect(unknownMember.stderr).toMatch(
+      /member 00000000-0000-4000-8000-000000000000 has no events in tenant acme/,
+    );
+    const unknownTenant = await ledger(['replay', '--tenant', 'nobody', '--member', memberId]);
+    expect(unknownTenant.code).toBe(1);
+    expect(unknownTenant.stdout).toBe('');
+    expect(unknownTenant.stderr).toMatch(/tenant nobody/);
+  });
+
+  it('export refusals exit 2 and leave no files: open period, unknown tenant, non-empty DIR, bad dates', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-export-'));
+    const open = await ledger([
+      'export',
+      '--tenant',
+      'acme',
+      '--from',
+      '2099-01-01',
+      '--to',
+      '2099-02-01',
+      '--out',
+      join(dir, 'open'),
+    ]);
+    expect(open.code).toBe(2);
+    expect(open.stderr).toMatch(/period-open/);
+    const unknown = await ledger([
+      'export',
+      '--tenant',
+      'nobody',
+      '--from',
+      '2024-01-01',
+      '--to',
+      '2024-02-01',
+      '--out',
+      join(dir, 'unknown'),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown-tenant/);
+    const backwards = await ledger([
+      'export',
+      '--tenant',
+      'acme',
+      '--from',
+      '2024-02-01',
+      '--to',
+      '2024-01-01',
+      '--out',
+      join(dir, 'backwards'),
+    ]);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stderr).toMatch(/--from must be before --to/);
+
+    const taken = join(dir, 'taken');
+    await mkdir(taken);
+    await writeFile(join(taken, 'keep.txt'), 'mine');
+    const occupied = await ledger([
+      'export',
+      '--tenant',
+      'acme',
+      '--from',
+      '2024-01-01',
+      '--to',
+      '2024-02-01',
+      '--out',
+      taken,
+    ]);
+    expect(occupied.code).toBe(2);
+    expect(occupied.stderr).toMatch(/output-exists/);
+    expect(await readdir(taken)).toEqual(['keep.txt']);
+    // Nothing else was created beside DIR either (no temporary directory left behind).
+    expect((await readdir(dir)).sort()).toEqual(['taken']);
+  });
+});
