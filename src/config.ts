@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDatabaseUrl } from './db/pool.ts';
 
 /**
  * The process configuration, read from the environment once at start-up (CONTRACT.md, "Configuration").
@@ -8,6 +9,16 @@ const configSchema = z.object({
   LEDGER_DATABASE_URL: z
     .string()
     .regex(/^mysql:\/\//, 'a mysql:// URL, e.g. mysql://root@127.0.0.1:3306/points_ledger')
+    .superRefine((url, context) => {
+      // Taken apart here, as the pool will take it, so a bad port or database name is refused at start-up.
+      try {
+        parseDatabaseUrl(url);
+      } catch (error) {
+        const reason =
+          error instanceof Error ? error.message.replace(/^LEDGER_DATABASE_URL /, '') : String(error);
+        context.addIssue({ code: 'custom', message: `not a usable mysql:// URL (${reason})` });
+      }
+    })
     .default('mysql://root@127.0.0.1:3306/points_ledger'),
   LEDGER_EVENT_STORE: z
     .string()
@@ -16,7 +27,12 @@ const configSchema = z.object({
       "'sql' or an esdb:// / kurrentdb:// connection string",
     )
     .default('sql'),
-  PORT: z.coerce.number().int().min(1).max(65_535).default(3000),
+  PORT: z
+    .string()
+    .regex(/^[0-9]{1,5}$/, 'a port number, 1-65535')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(65_535))
+    .default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   LEDGER_CLOCK_START: z.iso.datetime({ offset: true }).optional(),
   NODE_ENV: z.string().optional(),

@@ -152,9 +152,13 @@ describe('ledger CLI: refusals create nothing and say why', () => {
     const cases: [Record<string, string>, string][] = [
       [{ LEDGER_DATABASE_URL: 'postgres://root@127.0.0.1/points' }, 'LEDGER_DATABASE_URL'],
       [{ LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:3306/bad-name' }, 'LEDGER_DATABASE_URL'],
+      [{ LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:99999/points' }, 'LEDGER_DATABASE_URL'],
       [{ LEDGER_EVENT_STORE: 'mongodb://localhost' }, 'LEDGER_EVENT_STORE'],
       [{ PORT: '70000' }, 'PORT'],
       [{ PORT: '0' }, 'PORT'],
+      [{ PORT: '1e3' }, 'PORT'],
+      [{ PORT: '0x50' }, 'PORT'],
+      [{ PORT: ' 80' }, 'PORT'],
       [{ LEDGER_CLOCK_START: 'yesterday' }, 'LEDGER_CLOCK_START'],
       [{ LEDGER_CLOCK_START: '2026-01-01' }, 'LEDGER_CLOCK_START'],
     ];
