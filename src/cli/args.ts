@@ -42,8 +42,12 @@ export function requiredOption(args: ParsedArgs, name: string): string {
   return value;
 }
 
+/** A boolean flag: `--name` (or `--name=true` / `--name=false`); any other value is a usage error. */
 export function flag(args: ParsedArgs, name: string): boolean {
-  return option(args, name) === 'true';
+  const value = option(args, name);
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new UsageError(`--${name} takes no value (got '${value}')`);
 }
 
 export function onlyOptions(args: ParsedArgs, allowed: readonly string[]): void {

@@ -143,6 +143,9 @@ describe('ledger CLI: refusals create nothing and say why', () => {
     ]);
     expect(twice.code).toBe(2);
     expect(twice.stderr).toMatch(/--as-of given more than once/);
+    const flagWithValue = await ledger(['audit', '--json=yes']);
+    expect(flagWithValue.code).toBe(2);
+    expect(flagWithValue.stderr).toMatch(/--json takes no value/);
     const halfVerb = await ledger(['keys']);
     expect(halfVerb.code).toBe(2);
     expect(halfVerb.stderr).toMatch(/unknown verb 'keys'/);
