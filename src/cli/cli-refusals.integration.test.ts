@@ -1,35 +1,18 @@
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import { Projector } from '../projections/runtime.ts';
 
 const database = useTestDatabase();
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a user runs it: its own process, configured by the environment. */
-function ledger(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, LEDGER_DATABASE_URL: database.current.url, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** The CLI in its own process, against this test's database. */
+function ledger(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli(args, { LEDGER_DATABASE_URL: database.current.url, ...env });
 }
 
 async function count(sql: string, params: unknown[] = []): Promise<number> {
@@ -149,28 +132,6 @@ describe('ledger CLI: refusals create nothing and say why', () => {
     const halfVerb = await ledger(['keys']);
     expect(halfVerb.code).toBe(2);
     expect(halfVerb.stderr).toMatch(/unknown verb 'keys'/);
-  });
-
-  it('bad environment values stop the CLI with exit 2 and a message naming the variable', async () => {
-    const cases: [Record<string, string>, string][] = [
-      [{ LEDGER_DATABASE_URL: 'postgres://root@127.0.0.1/points' }, 'LEDGER_DATABASE_URL'],
-      [{ LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:3306/bad-name' }, 'LEDGER_DATABASE_URL'],
-      [{ LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:99999/points' }, 'LEDGER_DATABASE_URL'],
-      [{ LEDGER_EVENT_STORE: 'mongodb://localhost' }, 'LEDGER_EVENT_STORE'],
-      [{ PORT: '70000' }, 'PORT'],
-      [{ PORT: '0' }, 'PORT'],
-      [{ PORT: '1e3' }, 'PORT'],
-      [{ PORT: '0x50' }, 'PORT'],
-      [{ PORT: ' 80' }, 'PORT'],
-      [{ LEDGER_CLOCK_START: 'yesterday' }, 'LEDGER_CLOCK_START'],
-      [{ LEDGER_CLOCK_START: '2026-01-01' }, 'LEDGER_CLOCK_START'],
-    ];
-    for (const [env, variable] of cases) {
-      const run = await ledger(['status'], env);
-      expect(run.code, JSON.stringify(env)).toBe(2);
-      expect(run.stderr, JSON.stringify(env)).toContain(variable);
-      expect(run.stdout, JSON.stringify(env)).toBe('');
-    }
   });
 
   it('expire --as-of twice: the first run expires the due lot, the second changes nothing', async () => {

@@ -3,30 +3,14 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runCli, type CliRun } from '../../test/helpers/cli.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 
 const database = useTestDatabase({ migrate: false });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a user runs it: its own process, configured by the environment. */
-function ledger(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, LEDGER_DATABASE_URL: database.current.url, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** The CLI in its own process, against this test's database. */
+function ledger(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli(args, { LEDGER_DATABASE_URL: database.current.url, ...env });
 }
 
 describe('the ledger CLI', () => {
