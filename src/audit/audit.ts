@@ -94,14 +94,11 @@ export class AuditCannotRunError extends Error {
   override name = 'AuditCannotRunError';
 }
 
-interface LastExport {
-  runId: string;
+/** The tenant's last export: what pass A recounts (export-recount.ts), and what the report names. */
+interface LastExport extends RecordedExport {
   from: string;
   to: string;
   exportedAt: string;
-  heads: Map<number, { position: number; lastHash: string }>;
-  /** What pass A recounts from the events (export-recount.ts). */
-  recorded: RecordedExport;
 }
 
 async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | null> {
@@ -113,24 +110,24 @@ async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | nu
   );
   const row = rows[0];
   if (row === undefined) return null;
-  const heads = JSON.parse(String(row['heads'])) as PartitionHead[];
-  const runId = String(row['run_id']);
   return {
-    runId,
+    runId: String(row['run_id']),
     from: String(row['from_date']),
     to: String(row['to_date']),
+    toAt: sqlTimeToIso(String(row['to_at'])),
     exportedAt: sqlTimeToIso(String(row['exported_at'])),
-    heads: new Map(
-      heads.map((head) => [head.partition, { position: head.position, lastHash: head.lastHash }]),
-    ),
-    recorded: {
-      runId,
-      toAt: sqlTimeToIso(String(row['to_at'])),
-      closingPoints: sqlInt(row['closing_points']),
-      heads,
-      carry: row['carry'] === null ? null : parseCarry(String(row['carry'])),
-    },
+    heads: JSON.parse(String(row['heads'])) as PartitionHead[],
+    closingPoints: sqlInt(row['closing_points']),
+    carry: row['carry'] === null ? null : parseCarry(String(row['carry'])),
   };
+}
+
+function exportHeadOf(
+  exported: LastExport | null,
+  partition: number,
+): { position: number; lastHash: string } | null {
+  const head = exported?.heads.find((h) => h.partition === partition);
+  return head === undefined ? null : { position: head.position, lastHash: head.lastHash };
 }
 
 /** One process per core, but none beyond one per AUDIT_EVENTS_PER_PROCESS_MIN events. */
@@ -251,8 +248,8 @@ async function auditTenant(
   const job = (unit: UnitJob['unit']): UnitJob => ({
     tenantId,
     unit,
-    exportHead: unit.kind === 'partition' ? (exported?.heads.get(unit.partition) ?? null) : null,
-    exportToAt: unit.kind === 'partition' ? (exported?.recorded.toAt ?? null) : null,
+    exportHead: unit.kind === 'partition' ? exportHeadOf(exported, unit.partition) : null,
+    exportToAt: unit.kind === 'partition' ? (exported?.toAt ?? null) : null,
     pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
     eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
   });
@@ -286,7 +283,7 @@ async function auditTenant(
   );
   if (failure !== null) throw (failure as { error: unknown }).error;
   await auditOtherStreams(pool, store, tenantId, log);
-  if (exported !== null) compareExportRecount(tenantId, exported.recorded, recounts, log);
+  if (exported !== null) compareExportRecount(tenantId, exported, recounts, log);
 
   const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);
   if (sum !== 0) {

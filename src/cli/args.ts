@@ -61,3 +61,10 @@ export function noPositionals(args: ParsedArgs): void {
   const [first] = args.positionals;
   if (first !== undefined) throw new UsageError(`unexpected argument ${first}`);
 }
+
+/** For verbs that take nothing at all (`start`, `db migrate`): any option or word is a usage error. */
+export function noArguments(argv: readonly string[]): void {
+  const args = parseArgs(argv);
+  onlyOptions(args, []);
+  noPositionals(args);
+}

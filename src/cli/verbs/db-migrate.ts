@@ -1,15 +1,13 @@
 import { migrate } from '../../db/migrate.ts';
 import { openPool } from '../../db/pool.ts';
-import { noPositionals, onlyOptions, parseArgs } from '../args.ts';
+import { noArguments } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 export const dbMigrate: Verb = {
   usage: 'db migrate',
   summary: 'create or upgrade the schema (idempotent)',
   async run(argv, config) {
-    const args = parseArgs(argv);
-    onlyOptions(args, []);
-    noPositionals(args);
+    noArguments(argv);
     const pool = await openPool(config.databaseUrl, 2);
     try {
       const result = await migrate(pool);

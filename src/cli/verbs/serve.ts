@@ -4,7 +4,7 @@ import type { Config } from '../../config.ts';
 import { waitForDatabase } from '../../db/pool.ts';
 import { Projector } from '../../projections/runtime.ts';
 import { openRuntime, type Runtime } from '../../runtime.ts';
-import { noPositionals, onlyOptions, parseArgs } from '../args.ts';
+import { noArguments } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 const DEMO_TENANT_ID = 'demo';
@@ -75,9 +75,7 @@ export const start: Verb = {
   usage: 'start',
   summary: 'migrate, then serve the API and run the projectors in one process (the embedded default)',
   run: (argv, config) => {
-    const args = parseArgs(argv);
-    onlyOptions(args, []);
-    noPositionals(args);
+    noArguments(argv);
     return runProcess(config, { api: true, projector: true, migrate: true });
   },
 };
@@ -86,9 +84,7 @@ export const serve: Verb = {
   usage: 'serve',
   summary: 'serve the API alone (scale it on its own)',
   run: (argv, config) => {
-    const args = parseArgs(argv);
-    onlyOptions(args, []);
-    noPositionals(args);
+    noArguments(argv);
     return runProcess(config, { api: true, projector: false, migrate: false });
   },
 };
@@ -97,9 +93,7 @@ export const project: Verb = {
   usage: 'project',
   summary: 'run the projectors alone (processes share partitions by lease)',
   run: (argv, config) => {
-    const args = parseArgs(argv);
-    onlyOptions(args, []);
-    noPositionals(args);
+    noArguments(argv);
     return runProcess(config, { api: false, projector: true, migrate: false });
   },
 };
