@@ -217,7 +217,7 @@ describe('GET /v1/members/{memberId}/ledger', () => {
       );
       expect(offendingPaths(response), cursor).toEqual(['querystring.cursor']);
     }
-    for (const limit of ['0', '501', '-1', '2.5', 'ten', '']) {
+    for (const limit of ['0', '501', '-1', '2.5', 'ten', '', '0x10', '1e2', '%205', '+5']) {
       const response = await get(ledger.app, pos, `/v1/members/${memberId}/ledger?limit=${limit}`);
       expect(offendingPaths(response), limit).toEqual(['querystring.limit']);
     }

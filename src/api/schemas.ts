@@ -86,7 +86,13 @@ export const LEDGER_PAGE_ENTRIES_DEFAULT = 50;
 export const ledgerQuery = z.strictObject({
   from: isoInstantInputSchema.optional(),
   to: isoInstantInputSchema.optional(),
-  limit: z.coerce.number().int().min(1).max(LEDGER_PAGE_ENTRIES_MAX).default(LEDGER_PAGE_ENTRIES_DEFAULT),
+  // Digits only: z.coerce would also take '0x10', '1e2' and ' 5' (Number() does).
+  limit: z
+    .preprocess(
+      (value) => (typeof value === 'string' && /^[0-9]{1,9}$/.test(value) ? Number(value) : value),
+      z.number().int().min(1).max(LEDGER_PAGE_ENTRIES_MAX),
+    )
+    .default(LEDGER_PAGE_ENTRIES_DEFAULT),
   cursor: z
     .string()
     .max(64)
