@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { LOTS_EXPIRED_PER_EVENT_MAX } from '../limits.ts';
 import { addSecondsIso } from '../time.ts';
-import { ctx, expire, given, history, hold, purchase, redeem, refund, register, release } from './testing.ts';
+import type { MemberCommand } from './commands.ts';
+import type { MemberEvent } from './events.ts';
+import {
+  capture,
+  ctx,
+  expire,
+  fold,
+  given,
+  history,
+  hold,
+  purchase,
+  redeem,
+  refund,
+  register,
+  release,
+} from './testing.ts';
 
 /** 23:59:59 on 31 December 2025 in Shanghai. */
 const LAST_SECOND_OF_2025 = '2025-12-31T15:59:59.000Z';
@@ -71,13 +86,48 @@ describe('ExpireLots', () => {
         .when(hold('h2', 'o9', 100), ctx(START_OF_2027))
         .events(),
     ];
-    expect(given(partlyHeld).when(expire(START_OF_2027), ctx(START_OF_2027)).events()[0]?.data).toMatchObject(
-      {
-        lots: [{ lotId: 'lot-o2025', points: 20 }],
-        points: 20,
-        balanceAfter: 100,
-      },
-    );
+    // Held 100 of 120: a capture would take lot-o2025's 70 and 30 of lot-o2026, so none of the due lot may go.
+    given(partlyHeld).when(expire(START_OF_2027), ctx(START_OF_2027)).then([]);
+    const heldLess = [
+      ...events,
+      ...given(events)
+        .when(hold('h3', 'o9', 50), ctx(START_OF_2027))
+        .events(),
+    ];
+    // Held 50: they are lot-o2025's first 50; its other 20 are due and go.
+    expect(given(heldLess).when(expire(START_OF_2027), ctx(START_OF_2027)).events()[0]?.data).toMatchObject({
+      lots: [{ lotId: 'lot-o2025', points: 20 }],
+      points: 20,
+      balanceAfter: 100,
+    });
+  });
+
+  it('ends the same whether a live hold is captured before or after the run', () => {
+    const after = (prefix: MemberEvent[], command: MemberCommand, now: string) => [
+      ...prefix,
+      ...given(prefix).when(command, ctx(now)).events(),
+    ];
+    for (const points of [30, 50, 70, 100, 120]) {
+      const held = after(events, hold('h4', 'o9', points), START_OF_2027);
+      const captureFirst = after(
+        after(held, capture('h4'), START_OF_2027),
+        expire(START_OF_2027),
+        START_OF_2027,
+      );
+      const expireFirst = after(
+        after(held, expire(START_OF_2027), START_OF_2027),
+        capture('h4'),
+        START_OF_2027,
+      );
+      const end = (history: MemberEvent[]) => {
+        const state = fold(history);
+        if (!state.registered) throw new Error('not registered');
+        return { balance: state.balance, lots: state.lots.map((lot) => [lot.lotId, lot.remaining]) };
+      };
+      // Soonest first: the capture takes lot-o2025 (70) then lot-o2026; what is left of lot-o2025 is due.
+      expect(end(expireFirst), `hold ${points}`).toEqual(end(captureFirst));
+      expect(end(captureFirst).balance, `hold ${points}`).toBe(Math.min(50, 120 - points));
+    }
   });
 
   it('accepts an asOf with an offset and records it in UTC', () => {

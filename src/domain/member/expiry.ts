@@ -1,7 +1,10 @@
 /**
  * Expiry: lots due by `asOf` lose their remaining points, soonest first. Points promised to an active
- * hold are not expired from under a checkout: at most balance - held(now) points go, and what is left
- * stays due for a later run. Running it again for the same asOf finds nothing and emits nothing.
+ * hold are not expired from under a checkout. A capture takes the soonest lots first, so the points a hold
+ * counts on are those of the first lots in consumption order: they stay until the hold ends (captured,
+ * they are spent; released or lapsed, a later run expires what is due), and only due points beyond them
+ * go. The outcome does not depend on whether the capture or the run comes first. Running it again for
+ * the same asOf finds nothing and emits nothing.
  */
 import type { Decision } from '../event.ts';
 import { invalidField } from '../errors.ts';
@@ -29,14 +32,16 @@ export function decideExpireLots(
     return { ok: false, error: invalidField('asOf', `must not be after the ledger's time ${now}`) };
   }
 
-  let allowed = maxPoints(0, state.balance - heldPoints(state, now));
+  // Lots are in consumption order (soonest expiry first), so the due ones come first, and so do the ones
+  // a capture of the held points would take.
+  let reserved = maxPoints(0, heldPoints(state, now));
   const expiring: LotDebit[] = [];
-  // Lots are in consumption order, so the due ones come first among equals of expiry.
   for (const lot of state.lots) {
-    if (allowed === 0 || lot.expiresAt > asOf) break;
-    const points = minPoints(lot.remaining, allowed);
-    expiring.push({ lotId: lot.lotId, points });
-    allowed -= points;
+    if (lot.expiresAt > asOf) break;
+    const covered = minPoints(lot.remaining, reserved);
+    reserved = subtractPoints(reserved, covered);
+    const points = subtractPoints(lot.remaining, covered);
+    if (points > 0) expiring.push({ lotId: lot.lotId, points });
   }
 
   const events: LotsExpired[] = [];
