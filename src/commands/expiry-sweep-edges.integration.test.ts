@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerMember, tenantFingerprint, uniqueId } from '../../test/helpers/api.ts';
+import { runCli } from '../../test/helpers/cli.ts';
+import { useTestDatabase } from '../../test/helpers/database.ts';
+import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
+import { msToIso } from '../domain/time.ts';
+import { Projector } from '../projections/runtime.ts';
+import { sweepExpiredLots } from './expiry-sweep.ts';
+
+/**
+ * Edges of `ledger expire --as-of ISO [--tenant T]` (CONTRACT.md: "expires lots due by then; running it
+ * twice changes nothing"; a lot earned in year Y expires at the first instant of Y+2 in the tenant's zone).
+ */
+
+const database = useTestDatabase();
+let ledger: TestLedger;
+const store = 's1';
+const keys = new Map<string, { pos: string; support: string }>();
+
+beforeAll(async () => {
+  ledger = await openTestLedger(database.current, { clockStart: '2024-06-01T00:00:00.000Z' });
+  for (const [tenantId, timeZone] of [
+    ['east', 'Pacific/Kiritimati'],
+    ['west', 'America/New_York'],
+    ['other', 'Asia/Shanghai'],
+  ] as const) {
+    await ledger.createTenant(tenantId, { timeZone });
+    keys.set(tenantId, {
+      pos: await ledger.key(tenantId, 'pos', [store]),
+      support: await ledger.key(tenantId, 'support'),
+    });
+  }
+});
+afterAll(async () => ledger.close());
+
+function keysOf(tenantId: string): { pos: string; support: string } {
+  const found = keys.get(tenantId);
+  if (found === undefined) throw new Error(`no keys for ${tenantId}`);
+  return found;
+}
+
+async function memberWithPurchase(tenantId: string, at: string, amountFen: number) {
+  ledger.clock.set(at);
+  const memberId = await registerMember(ledger, keysOf(tenantId).pos, store, randomUUID());
+  const bought = await post(ledger.app, keysOf(tenantId).pos, `/v1/members/${memberId}/purchases`, {
+    orderId: uniqueId('o'),
+    storeId: store,
+    lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen }],
+  });
+  expect(bought.statusCode, bought.body).toBe(201);
+  const lot = bought.json().lot as { expiresAt: string };
+  return { memberId, expiresAt: lot.expiresAt };
+}
+
+async function pointsOf(tenantId: string, memberId: string) {
+  const view = await get(ledger.app, keysOf(tenantId).support, `/v1/members/${memberId}`);
+  expect(view.statusCode, view.body).toBe(200);
+  return view.json().points as { balance: number; held: number; available: number };
+}
+
+const project = () => new Projector(ledger.runtime.pool, ledger.runtime.store).runOnce();
+
+describe('expiry in the tenant time zone', () => {
+  // 23:59 on 31 December 2024 local time in each zone: still year 2024, so due at local 2026-01-01 00:00.
+  const cases = [
+    { tenantId: 'east', lastMinuteOf2024: '2024-12-31T09:59:00.000Z', dueAt: '2025-12-31T10:00:00.000Z' },
+    { tenantId: 'west', lastMinuteOf2024: '2025-01-01T04:59:00.000Z', dueAt: '2026-01-01T05:00:00.000Z' },
+  ];
+
+  it('dates the lot by the local year and expires it at the first local instant of year + 2, not before', async () => {
+    const members: { tenantId: string; memberId: string; dueAt: string }[] = [];
+    for (const { tenantId, lastMinuteOf2024, dueAt } of cases) {
+      const { memberId, expiresAt } = await memberWithPurchase(tenantId, lastMinuteOf2024, 12_300);
+      expect(expiresAt, tenantId).toBe(dueAt);
+      members.push({ tenantId, memberId, dueAt });
+    }
+    ledger.clock.set('2026-02-01T00:00:00.000Z');
+    await project();
+    for (const { tenantId, memberId, dueAt } of members) {
+      const early = await sweepExpiredLots(ledger.runtime, tenantId, msToIso(Date.parse(dueAt) - 1));
+      expect(early.points, tenantId).toBe(0);
+      expect(await pointsOf(tenantId, memberId)).toEqual({ balance: 123, held: 0, available: 123 });
+      const due = await sweepExpiredLots(ledger.runtime, tenantId, dueAt);
+      expect(due, tenantId).toMatchObject({ membersExpired: 1, lots: 1, points: 123 });
+      expect(await pointsOf(tenantId, memberId)).toEqual({ balance: 0, held: 0, available: 0 });
+    }
+  });
+
+  it('keeps a lot earned in the first minute of local year 2025 until local 2027', async () => {
+    // 00:00:30 on 1 January 2025 in New York is still 2024 in UTC and in Shanghai.
+    const { memberId, expiresAt } = await memberWithPurchase('west', '2025-01-01T05:00:30.000Z', 4_500);
+    expect(expiresAt).toBe('2027-01-01T05:00:00.000Z');
+    ledger.clock.set('2026-02-01T00:00:00.000Z');
+    await project();
+    expect((await sweepExpiredLots(ledger.runtime, 'west', '2026-01-31T00:00:00.000Z')).points).toBe(0);
+    expect((await pointsOf('west', memberId)).balance).toBe(45);
+  });
+});
+
+describe('expire runs and tenants', () => {
+  it('expires only the named tenant, and a later run with an earlier as-of changes nothing', async () => {
+    const mine = await memberWithPurchase('other', '2024-07-01T02:00:00.000Z', 7_700);
+    const theirs = await memberWithPurchase('east', '2024-07-01T02:00:00.000Z', 8_800);
+    ledger.clock.set('2026-03-01T00:00:00.000Z');
+    await project();
+    const eastBefore = await tenantFingerprint(database.current.pool, 'east');
+
+    const first = await sweepExpiredLots(ledger.runtime, 'other', '2026-02-28T00:00:00.000Z');
+    expect(first).toMatchObject({ tenantId: 'other', points: 77 });
+    expect((await pointsOf('other', mine.memberId)).balance).toBe(0);
+    expect(await tenantFingerprint(database.current.pool, 'east')).toBe(eastBefore);
+    expect((await pointsOf('east', theirs.memberId)).balance).toBe(88);
+
+    await project();
+    const otherAfter = await tenantFingerprint(database.current.pool, 'other');
+    const earlier = await sweepExpiredLots(ledger.runtime, 'other', '2026-01-10T00:00:00.000Z');
+    expect(earlier.points).toBe(0);
+    expect(await tenantFingerprint(database.current.pool, 'other')).toBe(otherAfter);
+  });
+
+  it('`ledger expire` without --tenant sweeps every tenant, and a second run changes nothing', async () => {
+    const a = await memberWithPurchase('other', '2024-08-01T02:00:00.000Z', 1_100);
+    const b = await memberWithPurchase('west', '2024-08-01T02:00:00.000Z', 2_200);
+    ledger.clock.set('2026-03-01T00:00:00.000Z');
+    await project();
+    const env = { LEDGER_DATABASE_URL: database.current.url, LEDGER_CLOCK_START: '2026-03-01T00:00:00.000Z' };
+    const run = await runCli(['expire', '--as-of', '2026-02-01T00:00:00+08:00'], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^other: expired 11 points/m);
+    expect(run.stdout).toMatch(/^west: expired 22 points/m);
+    expect((await pointsOf('other', a.memberId)).balance).toBe(0);
+    expect((await pointsOf('west', b.memberId)).balance).toBe(0);
+
+    await project();
+    const before = await Promise.all(
+      ['east', 'west', 'other'].map((t) => tenantFingerprint(database.current.pool, t)),
+    );
+    const again = await runCli(['expire', '--as-of', '2026-02-01T00:00:00+08:00'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).not.toMatch(/expired [1-9]/);
+    expect(
+      await Promise.all(['east', 'west', 'other'].map((t) => tenantFingerprint(database.current.pool, t))),
+    ).toEqual(before);
+  });
+});
