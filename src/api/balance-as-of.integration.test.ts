@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../test/helpers/cli.ts';
-import { expectProblem, offendingPaths, registerMember, uniqueId } from '../../test/helpers/api.ts';
+import { expectProblem, offendingPaths, purchase, registerMember, uniqueId } from '../../test/helpers/api.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import { addSecondsIso, msToIso } from '../domain/time.ts';
@@ -39,15 +39,7 @@ async function ok(
   return answered.json() as Record<string, unknown>;
 }
 
-const buy = (memberId: string, amountFen: number) =>
-  ok(
-    post(ledger.app, pos, `/v1/members/${memberId}/purchases`, {
-      orderId: uniqueId('o'),
-      storeId: store,
-      lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen }],
-    }),
-    201,
-  );
+const buy = (memberId: string, amountFen: number) => purchase(ledger, pos, memberId, store, amountFen);
 
 const placeHold = (memberId: string, holdId: string, points: number, ttlSeconds: number) =>
   ok(

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerMember, tenantFingerprint, uniqueId } from '../../test/helpers/api.ts';
+import { purchase, registerMember, tenantFingerprint, uniqueId } from '../../test/helpers/api.ts';
 import { runCli } from '../../test/helpers/cli.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
@@ -24,6 +24,7 @@ beforeAll(async () => {
     ['east', 'Pacific/Kiritimati'],
     ['west', 'America/New_York'],
     ['other', 'Asia/Shanghai'],
+    ['holds', 'Asia/Shanghai'],
   ] as const) {
     await ledger.createTenant(tenantId, { timeZone });
     keys.set(tenantId, {
@@ -43,12 +44,7 @@ function keysOf(tenantId: string): { pos: string; support: string } {
 async function memberWithPurchase(tenantId: string, at: string, amountFen: number) {
   ledger.clock.set(at);
   const memberId = await registerMember(ledger, keysOf(tenantId).pos, store, randomUUID());
-  const bought = await post(ledger.app, keysOf(tenantId).pos, `/v1/members/${memberId}/purchases`, {
-    orderId: uniqueId('o'),
-    storeId: store,
-    lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen }],
-  });
-  expect(bought.statusCode, bought.body).toBe(201);
+  const bought = await purchase(ledger, keysOf(tenantId).pos, memberId, store, amountFen);
   const lot = bought.json().lot as { expiresAt: string };
   return { memberId, expiresAt: lot.expiresAt };
 }
@@ -142,5 +138,53 @@ describe('expire runs and tenants', () => {
     expect(
       await Promise.all(['east', 'west', 'other'].map((t) => tenantFingerprint(database.current.pool, t))),
     ).toEqual(before);
+  });
+});
+
+describe('expire while a hold counts on due points', () => {
+  it('ends with the same balance whether the hold is captured before or after the sweep', async () => {
+    const a = randomUUID();
+    const b = randomUUID();
+    ledger.clock.set('2024-07-01T02:00:00.000Z');
+    for (const m of [a, b]) {
+      await registerMember(ledger, keysOf('holds').pos, store, m);
+      await purchase(ledger, keysOf('holds').pos, m, store, 6_000);
+    } // lot due 2025-12-31T16:00Z, 60 points
+    ledger.clock.set('2025-07-01T02:00:00.000Z');
+    for (const m of [a, b]) await purchase(ledger, keysOf('holds').pos, m, store, 4_000); // lot due 2026-12-31T16:00Z, 40 points
+    ledger.clock.set('2026-01-05T02:00:00.000Z');
+    const holds = new Map<string, string>();
+    for (const m of [a, b]) {
+      const h = await post(ledger.app, keysOf('holds').pos, `/v1/members/${m}/holds`, {
+        orderId: uniqueId('o'),
+        storeId: store,
+        points: 50,
+        ttlSeconds: 3600,
+      });
+      expect(h.statusCode, h.body).toBe(201);
+      holds.set(m, h.json().holdId as string);
+    }
+    const capture = async (m: string) => {
+      const c = await post(
+        ledger.app,
+        keysOf('holds').pos,
+        `/v1/members/${m}/holds/${holds.get(m)}/capture`,
+        {},
+      );
+      expect(c.statusCode, c.body).toBe(200);
+    };
+    // Member b: the till captures first, then the nightly sweep runs.
+    ledger.clock.advanceSeconds(60);
+    await capture(b);
+    await project();
+    // Member a: the sweep runs first (the hold is live), then the till captures.
+    ledger.clock.advanceSeconds(60);
+    const sweep = await sweepExpiredLots(ledger.runtime, 'holds', '2026-01-01T00:00:00+08:00');
+    await capture(a);
+    // Contract: captures consume lots soonest-expiring first, so the hold's 50 come from the due lot:
+    // 10 due points expire and the 40 points not due until 2027 stay.
+    expect(await pointsOf('holds', b)).toEqual({ balance: 40, held: 0, available: 40 });
+    expect(await pointsOf('holds', a)).toEqual({ balance: 40, held: 0, available: 40 });
+    expect(sweep.points).toBe(20);
   });
 });
