@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { get, newIdempotencyKey, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import {
   expectProblem,
+  expectReplayOf,
   purchase,
   registerMember,
   tenantFingerprint,
@@ -37,15 +37,6 @@ beforeAll(async () => {
   globexPos = await ledger.key('globex', 'pos', [store]);
 });
 afterAll(async () => ledger.close());
-
-/** The replay is the first response again: status, content type and the very same bytes of body. */
-function expectReplayOf(replay: LightMyRequestResponse, first: LightMyRequestResponse): void {
-  expect(first.headers['idempotent-replayed']).toBeUndefined();
-  expect(replay.statusCode).toBe(first.statusCode);
-  expect(replay.headers['idempotent-replayed']).toBe('true');
-  expect(replay.headers['content-type']).toBe(first.headers['content-type']);
-  expect(replay.body).toBe(first.body);
-}
 
 async function memberWith(points: number): Promise<string> {
   const memberId = await registerMember(ledger, pos, store);

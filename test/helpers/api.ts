@@ -143,3 +143,12 @@ export async function purchase(
   expect(response.statusCode, response.body).toBe(201);
   return response;
 }
+
+/** The replay is the first response again: status, content type and the very same bytes of body. */
+export function expectReplayOf(replay: LightMyRequestResponse, first: LightMyRequestResponse): void {
+  expect(first.headers['idempotent-replayed']).toBeUndefined();
+  expect(replay.statusCode).toBe(first.statusCode);
+  expect(replay.headers['idempotent-replayed']).toBe('true');
+  expect(replay.headers['content-type']).toBe(first.headers['content-type']);
+  expect(replay.body).toBe(first.body);
+}
