@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LOTS_EXPIRED_PER_EVENT_MAX } from '../limits.ts';
 import { addSecondsIso } from '../time.ts';
-import type { MemberCommand } from './commands.ts';
 import type { MemberEvent } from './events.ts';
 import {
   capture,
@@ -25,12 +24,13 @@ const START_OF_2027 = '2026-12-31T16:00:00.000Z';
 const T2026 = '2026-06-01T02:00:00.000Z';
 
 describe('ExpireLots', () => {
-  const events = history([
+  const steps = [
     [LAST_SECOND_OF_2025, register()],
     [LAST_SECOND_OF_2025, purchase('o2025', 10_000)],
     [T2026, purchase('o2026', 5_000)],
     [T2026, redeem('o9', 30)],
-  ]);
+  ] as const;
+  const events = history(steps);
 
   it('expires lots due as of the year end, the remaining points only', () => {
     given(events)
@@ -103,24 +103,20 @@ describe('ExpireLots', () => {
   });
 
   it('ends the same whether a live hold is captured before or after the run', () => {
-    const after = (prefix: MemberEvent[], command: MemberCommand, now: string) => [
-      ...prefix,
-      ...given(prefix).when(command, ctx(now)).events(),
-    ];
     for (const points of [30, 50, 70, 100, 120]) {
-      const held = after(events, hold('h4', 'o9', points), START_OF_2027);
-      const captureFirst = after(
-        after(held, capture('h4'), START_OF_2027),
-        expire(START_OF_2027),
-        START_OF_2027,
-      );
-      const expireFirst = after(
-        after(held, expire(START_OF_2027), START_OF_2027),
-        capture('h4'),
-        START_OF_2027,
-      );
-      const end = (history: MemberEvent[]) => {
-        const state = fold(history);
+      const held = [...steps, [START_OF_2027, hold('h4', 'o9', points)]] as const;
+      const captureFirst = history([
+        ...held,
+        [START_OF_2027, capture('h4')],
+        [START_OF_2027, expire(START_OF_2027)],
+      ]);
+      const expireFirst = history([
+        ...held,
+        [START_OF_2027, expire(START_OF_2027)],
+        [START_OF_2027, capture('h4')],
+      ]);
+      const end = (recorded: MemberEvent[]) => {
+        const state = fold(recorded);
         if (!state.registered) throw new Error('not registered');
         return { balance: state.balance, lots: state.lots.map((lot) => [lot.lotId, lot.remaining]) };
       };
