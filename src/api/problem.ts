@@ -57,18 +57,24 @@ export function problem(
 /** A domain or command-handling rejection as a problem. Unknown members answer not-found (CONTRACT.md). */
 export function rejectionProblem(rejection: Rejection): Problem {
   const extra: Record<string, unknown> = {};
+  let detail = rejection.detail;
   // The domain names a field of the command; the request's schema names it where it was sent (body.points).
-  // Both reach a client as validation-failed, so both say body.
-  if (rejection.code === 'validation-failed')
-    extra['errors'] = rejection.extra.errors.map((error) => ({ ...error, path: `body.${error.path}` }));
-  else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
+  // Both reach a client as validation-failed, so both say body, in the list and in the detail.
+  if (rejection.code === 'validation-failed') {
+    const errors = rejection.extra.errors.map((error) => ({
+      ...error,
+      path: error.path === '' ? 'body' : `body.${error.path}`,
+    }));
+    extra['errors'] = errors;
+    if (errors[0] !== undefined) detail = `${errors[0].path}: ${errors[0].message}`;
+  } else if (rejection.code === 'member-exists') extra['memberId'] = rejection.extra.memberId;
   else if (rejection.extra !== undefined) Object.assign(extra, rejection.extra);
   // Not finding a member or an order is the generic not-found of the contract, with the domain's detail.
   const code =
     rejection.code === 'member-not-found' || rejection.code === 'order-not-found'
       ? 'not-found'
       : rejection.code;
-  return problem(rejection.status, code, rejection.detail, extra);
+  return problem(rejection.status, code, detail, extra);
 }
 
 export function sendProblem(reply: FastifyReply, value: Problem): FastifyReply {

@@ -233,7 +233,10 @@ describe('a rejected request changes nothing a client can see', () => {
     const response = await send();
     const problem = expectProblem(response, status, code);
     // Whether the schema or a domain rule refused it, the field is named the same way: where it was sent.
-    if (code === 'validation-failed') expect(problem.errors?.map((e) => e.path)).toEqual([path]);
+    if (code === 'validation-failed') {
+      expect(problem.errors?.map((e) => e.path)).toEqual([path]);
+      expect(problem['detail']).toMatch(new RegExp(`^${path}: `));
+    }
     expect(await snapshot()).toEqual(before);
   });
 });

@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { openRuntime } from '../../runtime.ts';
-import { rejectionProblem } from '../../api/problem.ts';
 import { onlyOptions, option, parseArgs, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
@@ -34,8 +33,7 @@ export const tenantsCreate: Verb = {
         ...(programme === undefined ? {} : { programme: programme as never }),
       });
       if (!result.ok) {
-        const p = rejectionProblem(result.rejection);
-        process.stderr.write(`ledger: ${p.code}: ${p.detail}\n`);
+        process.stderr.write(`ledger: ${result.rejection.code}: ${result.rejection.detail}\n`);
         return 1;
       }
       process.stdout.write(`created tenant ${tenantId}\n`);
