@@ -5,7 +5,7 @@
  */
 import type { Decision } from '../event.ts';
 import { domainError, invalidField } from '../errors.ts';
-import { ADJUSTMENT_IDS_RETENTION_DAYS, BALANCE_POINTS_MAX } from '../limits.ts';
+import { ADJUSTMENT_IDS_RETENTION_DAYS } from '../limits.ts';
 import { addPoints } from '../points.ts';
 import { lotExpiresAt } from '../programme.ts';
 import { addDaysIso } from '../time.ts';
@@ -13,7 +13,7 @@ import { parseWith } from '../validation.ts';
 import type { AdjustPoints } from './commands.ts';
 import type { MemberContext } from './context.ts';
 import type { MemberEvent, PointsAdjusted } from './events.ts';
-import { isLotOpen, lotCredit, planConsumption, splitCredit } from './lots.ts';
+import { balanceLimitExceeded, isLotOpen, lotCredit, planConsumption, splitCredit } from './lots.ts';
 import { insufficientPoints } from './redemption.ts';
 import { adjustPointsSchema } from './schemas.ts';
 import type { RegisteredMember } from './state.ts';
@@ -63,12 +63,8 @@ export function decideAdjustPoints(
     };
   } else {
     const balanceAfter = addPoints(state.balance, data.points);
-    if (balanceAfter > BALANCE_POINTS_MAX) {
-      return {
-        ok: false,
-        error: invalidField('points', `the balance would exceed ${BALANCE_POINTS_MAX} points`),
-      };
-    }
+    const overLimit = balanceLimitExceeded(balanceAfter, 'points');
+    if (overLimit !== null) return { ok: false, error: overLimit };
     if (isLotOpen(state.lots, data.lotId)) {
       return { ok: false, error: invalidField('lotId', `lot ${data.lotId} already exists`) };
     }

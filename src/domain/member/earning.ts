@@ -3,12 +3,7 @@
  * times pointsPerYuan times the tier multiplier, floored once per order. The lot's expiry runs from the
  * ledger's recording time (ctx.now), not the POS's occurredAt, so an offline upload cannot backdate it.
  */
-import {
-  BALANCE_POINTS_MAX,
-  FEN_PER_YUAN,
-  OCCURRED_AT_FUTURE_SKEW_SECONDS_MAX,
-  PERMILLE,
-} from '../limits.ts';
+import { FEN_PER_YUAN, OCCURRED_AT_FUTURE_SKEW_SECONDS_MAX, PERMILLE } from '../limits.ts';
 import type { Decision } from '../event.ts';
 import { domainError, invalidField } from '../errors.ts';
 import { addPoints, assertFen, mulDivFloor, sumBy } from '../points.ts';
@@ -19,7 +14,7 @@ import { parseWith } from '../validation.ts';
 import type { RecordPurchase, PurchaseLine } from './commands.ts';
 import type { MemberContext } from './context.ts';
 import type { MemberEvent, PurchaseRecorded } from './events.ts';
-import { isLotOpen, lotCredit, splitCredit } from './lots.ts';
+import { balanceLimitExceeded, isLotOpen, lotCredit, splitCredit } from './lots.ts';
 import { recordPurchaseSchema } from './schemas.ts';
 import type { RegisteredMember } from './state.ts';
 import { findRetainedOrder } from './state.ts';
@@ -91,12 +86,8 @@ export function decideRecordPurchase(
   const tier = tierBeforePurchase(state, programme, now);
   const points = pointsForEligible(eligibleFen, programme.pointsPerYuan, tier.multiplierPermille);
   const balanceAfter = addPoints(state.balance, points);
-  if (balanceAfter > BALANCE_POINTS_MAX) {
-    return {
-      ok: false,
-      error: invalidField('lines', `the balance would exceed ${BALANCE_POINTS_MAX} points`),
-    };
-  }
+  const overLimit = balanceLimitExceeded(balanceAfter, 'lines');
+  if (overLimit !== null) return { ok: false, error: overLimit };
   const split = splitCredit(state.balance, points);
   const categories = [...new Set(data.lines.map((line) => line.category))].sort();
 

@@ -5,6 +5,8 @@
  * open lot.
  */
 import { assert } from '../assert.ts';
+import { invalidField, type DomainErrorOf } from '../errors.ts';
+import { BALANCE_POINTS_MAX } from '../limits.ts';
 import { assertNonNegativePoints, assertPositivePoints, debtOf, minPoints, sumBy } from '../points.ts';
 import type { IsoInstant } from '../time.ts';
 import type { LotCredit, LotDebit } from './events.ts';
@@ -78,6 +80,19 @@ export function isLotOpen(lots: readonly OpenLot[], lotId: string): boolean {
 }
 
 export type CreditSplit = Readonly<{ debtRepaid: number; lotRemaining: number }>;
+
+/**
+ * A credit (purchase, credit adjustment, refund's restore) that would take the balance past
+ * BALANCE_POINTS_MAX is refused, naming the request's field that asked for it; null when it fits.
+ */
+export function balanceLimitExceeded(
+  balanceAfter: number,
+  field: string,
+): DomainErrorOf<'validation-failed'> | null {
+  return balanceAfter > BALANCE_POINTS_MAX
+    ? invalidField(field, `the balance would exceed ${BALANCE_POINTS_MAX} points`)
+    : null;
+}
 
 /** How a credit of `points` divides between repaying the debt of `balance` and a new lot. */
 export function splitCredit(balance: number, points: number): CreditSplit {

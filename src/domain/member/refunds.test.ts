@@ -6,10 +6,8 @@ import {
   capture,
   ctx,
   given,
-  fold,
   history,
   hold,
-  line,
   purchase,
   redeem,
   refund,
@@ -17,8 +15,6 @@ import {
   STORE,
   tenant,
 } from './testing.ts';
-import { BALANCE_POINTS_MAX } from '../limits.ts';
-import { decideMember } from './decider.ts';
 import { memberView } from './view.ts';
 
 const T0 = '2026-03-01T02:00:00.000Z';
@@ -332,38 +328,5 @@ describe('RefundPurchase: restored points', () => {
         .events(),
     );
     expect(data).toMatchObject({ pointsReversed: 50, pointsRestored: 10, balanceAfter: 40 });
-  });
-});
-
-describe('RefundPurchase: the balance limit', () => {
-  it('refuses a restore that would take the balance past BALANCE_POINTS_MAX, as a purchase or a credit would be', () => {
-    // o1 earned nothing (insurance paid it all) and had 10 points redeemed against it.
-    const events = history([
-      [T0, register()],
-      [T0, purchase('o1', [line(10_000, { insuranceFen: 10_000 })])],
-      [T0, adjust('a1', 100)],
-      [T0, redeem('o1', 10)],
-    ]);
-    const state = fold(events);
-    if (!state.registered) throw new Error('not registered');
-    const [lot] = state.lots;
-    const atLimit = {
-      ...state,
-      balance: BALANCE_POINTS_MAX,
-      lots: [{ ...lot!, points: BALANCE_POINTS_MAX, remaining: BALANCE_POINTS_MAX }],
-    };
-    const decision = decideMember(refund('r1', 'o1', 10_000), atLimit, ctx(T1));
-    expect(decision.ok).toBe(false);
-    if (!decision.ok) {
-      expect(decision.error.code).toBe('validation-failed');
-      expect(decision.error.detail).toContain('amountFen');
-    }
-    // One point below the limit, the restore fits.
-    const below = {
-      ...atLimit,
-      balance: BALANCE_POINTS_MAX - 10,
-      lots: [{ ...lot!, points: BALANCE_POINTS_MAX - 10, remaining: BALANCE_POINTS_MAX - 10 }],
-    };
-    expect(decideMember(refund('r1', 'o1', 10_000), below, ctx(T1)).ok).toBe(true);
   });
 });

@@ -13,7 +13,6 @@
 import { assert } from '../assert.ts';
 import type { Decision } from '../event.ts';
 import { domainError, invalidField } from '../errors.ts';
-import { BALANCE_POINTS_MAX } from '../limits.ts';
 import { addPoints, maxPoints, mulDivFloor, subtractPoints, sumBy } from '../points.ts';
 import type { Clawback } from '../programme.ts';
 import { addDaysIso } from '../time.ts';
@@ -21,7 +20,7 @@ import { parseWith } from '../validation.ts';
 import type { RefundPurchase } from './commands.ts';
 import type { MemberContext } from './context.ts';
 import type { MemberEvent, PurchaseRefunded } from './events.ts';
-import { isLotOpen, lotCredit, planConsumptionUpTo, splitCredit } from './lots.ts';
+import { balanceLimitExceeded, isLotOpen, lotCredit, planConsumptionUpTo, splitCredit } from './lots.ts';
 import { refundPurchaseSchema } from './schemas.ts';
 import type { OpenLot, RegisteredMember } from './state.ts';
 import { findRetainedOrder } from './state.ts';
@@ -124,12 +123,8 @@ export function decideRefundPurchase(
     return { ok: false, error: invalidField('lotId', `lot ${data.lotId} already exists`) };
   }
   const balanceAfter = addPoints(balanceReversed, dueRestore);
-  if (balanceAfter > BALANCE_POINTS_MAX) {
-    return {
-      ok: false,
-      error: invalidField('amountFen', `the balance would exceed ${BALANCE_POINTS_MAX} points`),
-    };
-  }
+  const overLimit = balanceLimitExceeded(balanceAfter, 'amountFen');
+  if (overLimit !== null) return { ok: false, error: overLimit };
   const split = splitCredit(balanceReversed, dueRestore);
   return {
     ok: true,
