@@ -88,22 +88,6 @@ export function sessionSettings(flavour: ServerFlavour): string[] {
   return settings;
 }
 
-/** Waits up to `seconds` for the server to accept connections (containers start in any order). */
-export async function waitForDatabase(url: string, seconds: number): Promise<void> {
-  const target = parseDatabaseUrl(url);
-  const deadline = Date.now() + seconds * 1000;
-  for (;;) {
-    try {
-      const connection = await mysql.createConnection(serverOptions(target));
-      await connection.end();
-      return;
-    } catch (error) {
-      if (Date.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
-}
-
 /** Creates the database if missing; answers which server it is. */
 export async function ensureDatabase(target: DatabaseTarget): Promise<ServerFlavour> {
   const connection = await mysql.createConnection(serverOptions(target));

@@ -1,7 +1,6 @@
 import { createKey } from '../../auth/keys.ts';
 import { buildServer } from '../../api/server.ts';
 import type { Config } from '../../config.ts';
-import { waitForDatabase } from '../../db/pool.ts';
 import { Projector } from '../../projections/runtime.ts';
 import { openRuntime, type Runtime } from '../../runtime.ts';
 import { noArguments } from '../args.ts';
@@ -9,14 +8,15 @@ import type { Verb } from './verb.ts';
 
 const DEMO_TENANT_ID = 'demo';
 const DEMO_STORE_ID = 'store-001';
+/** Between start-up attempts while the database is not ready. */
+const DATABASE_RETRY_MS = 1_000;
 
 /** Runs the API and/or the projectors until SIGTERM/SIGINT, then stops gracefully. */
 async function runProcess(
   config: Config,
   parts: { api: boolean; projector: boolean; migrate: boolean },
 ): Promise<number> {
-  if (config.databaseWaitSeconds > 0) await waitForDatabase(config.databaseUrl, config.databaseWaitSeconds);
-  const runtime = await openRuntime(config, { migrate: parts.migrate });
+  const runtime = await openWhenReachable(config, parts.migrate);
   const projector = parts.projector ? new Projector(runtime.pool, runtime.store) : null;
   const app = parts.api
     ? await buildServer(runtime, { logLevel: config.logLevel, rateLimitPerMinute: config.rateLimitPerMinute })
@@ -39,6 +39,25 @@ async function runProcess(
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   return new Promise<number>(() => undefined);
+}
+
+/**
+ * Opens the runtime (and migrates, for `start`), trying again for LEDGER_DATABASE_WAIT_SECONDS: a pod started
+ * before its database, or restarted while connections to it are being cut, waits instead of exiting
+ * half-started. With the default 0 the first failure stops the process.
+ */
+async function openWhenReachable(config: Config, migrate: boolean): Promise<Runtime> {
+  const deadline = Date.now() + config.databaseWaitSeconds * 1000;
+  for (;;) {
+    try {
+      return await openRuntime(config, { migrate });
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`ledger: the database is not ready (${reason}); trying again in 1 s\n`);
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_MS));
+    }
+  }
 }
 
 /** On an empty database, `start` makes a demo tenant and a pos key, so a new user posts a purchase at once. */
