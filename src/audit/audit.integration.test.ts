@@ -463,6 +463,99 @@ describe('audit: read-model drift is caught field by field', () => {
   });
 });
 
+describe('audit: per-store daily totals are proven against the ledger entries', () => {
+  it('an edited total, a missing row, a forged row and a row moved to another day are each named', async () => {
+    const tenantId = await projectedTenant();
+    const days = await rows(
+      `SELECT DATE_FORMAT(day, '%Y-%m-%d') AS day, store_id, partition_no FROM store_daily_totals WHERE tenant_id = ?
+       ORDER BY day, store_id, partition_no`,
+      [tenantId],
+    );
+    expect(days.length).toBeGreaterThan(4);
+    const clean = await audit(tenantId);
+    expect(found(clean)).toEqual([]);
+    // Every local day (Asia/Shanghai, UTC+8) with a ledger entry or a row is compared.
+    const [localDays] = await rows(
+      `SELECT COUNT(*) AS n FROM (SELECT DATE(DATE_ADD(at, INTERVAL 8 HOUR)) AS day FROM ledger_entries WHERE tenant_id = ?
+       UNION SELECT day FROM store_daily_totals WHERE tenant_id = ?) d`,
+      [tenantId, tenantId],
+    );
+    expect(clean.tenants[0]!.storeDays).toBe(sqlInt(localDays!['n']));
+
+    const key = (row: RowDataPacket) => [tenantId, String(row['day']), row['store_id'], row['partition_no']];
+    const [edited, deleted, moved] = [days[0]!, days[1]!, days[days.length - 1]!];
+    await pool().query(
+      'UPDATE store_daily_totals SET redeemed_points = redeemed_points - 3 WHERE tenant_id = ? AND day = ? AND store_id = ? AND partition_no = ?',
+      key(edited),
+    );
+    await pool().query(
+      'DELETE FROM store_daily_totals WHERE tenant_id = ? AND day = ? AND store_id = ? AND partition_no = ?',
+      key(deleted),
+    );
+    // A day long before the history, and a day after it: neither has ledger entries.
+    await pool().query(
+      `INSERT INTO store_daily_totals (tenant_id, day, store_id, partition_no, earned_points, redeemed_points, reversed_points, restored_points, movements)
+       VALUES (?, '2001-02-03', 'forged-store', 0, 500, 0, 0, 0, 1)`,
+      [tenantId],
+    );
+    await pool().query(
+      'UPDATE store_daily_totals SET day = DATE_ADD(day, INTERVAL 40 DAY) WHERE tenant_id = ? AND day = ? AND store_id = ? AND partition_no = ?',
+      key(moved),
+    );
+    const movedTo = String(
+      (await rows(`SELECT DATE_FORMAT(DATE_ADD(?, INTERVAL 40 DAY), '%Y-%m-%d') AS day`, [moved['day']]))[0]![
+        'day'
+      ],
+    );
+    const discrepancies = found(await audit(tenantId)).filter((d) => d.table === 'store_daily_totals');
+    const place = (row: RowDataPacket) => ({
+      kind: 'read-model',
+      table: 'store_daily_totals',
+      partition: sqlInt(row['partition_no']),
+    });
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        ...place(edited),
+        field: `${String(edited['day'])} store ${String(edited['store_id'])} redeemed_points`,
+        actual: expect.any(Number),
+      }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        ...place(deleted),
+        field: `${String(deleted['day'])} store ${String(deleted['store_id'])}`,
+        actual: null,
+        detail: 'no row for a store and day with ledger entries',
+      }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        kind: 'read-model',
+        table: 'store_daily_totals',
+        partition: 0,
+        field: '2001-02-03 store forged-store',
+        expected: null,
+        detail: 'a row for a store and day without ledger entries',
+      }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        ...place(moved),
+        field: `${String(moved['day'])} store ${String(moved['store_id'])}`,
+        actual: null,
+      }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({
+        ...place(moved),
+        field: `${movedTo} store ${String(moved['store_id'])}`,
+        expected: null,
+      }),
+    );
+    expect(discrepancies).toHaveLength(5);
+  });
+});
+
 describe('audit in several processes', () => {
   it('finds, names and counts the same discrepancies as one process, and reports every event to progress', async () => {
     const tenantId = await projectedTenant(40, 14);

@@ -4,7 +4,8 @@
  * concurrency, each unit in its own consistent snapshot:
  *   A. per log partition, in position order: partition chains, heads, export heads, postings vs tenant_totals;
  *   B. per slice of member ids, in stream order: stream chains and heads, the domain fold, `available`,
- *      and every read-model row of every member, field by field.
+ *      and every read-model row of every member, field by field;
+ *   C. per month of local days: store_daily_totals against the ledger entries (which B proves).
  * Plus the tenant's own stream (chain and head), and the tenant's postings summing to zero.
  * Units run in this process and, for a large log, in child processes too (unit-process.ts): the audit's
  * time is JavaScript, and one process runs its JavaScript on one core.
@@ -19,9 +20,12 @@ import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
 import { parseCarry } from '../export/export-runs.ts';
 import { compareExportRecount, type ExportRecountPart, type RecordedExport } from './export-recount.ts';
+import { TENANT_TIME_ZONE_DEFAULT } from '../domain/tenant/decider.ts';
+import { tenantAsOf } from '../export/period.ts';
 import { memberSlices } from './member-pass.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
+import { storeDayRanges } from './store-day-pass.ts';
 import { runUnit, type UnitJob, type UnitOutcome, type UnitProgress } from './unit.ts';
 import { UnitProcess } from './unit-process.ts';
 
@@ -54,6 +58,7 @@ export const AUDIT_CHECKS = [
   "available (balance - holds active at the event's time) never went below zero except through a refund's reversal",
   'member_accounts, member_lots, member_holds and ledger_entries equal the fold as of the projector checkpoint, field by field',
   'the open lots in the read model add up to the balance when it is not negative',
+  'store_daily_totals equal the ledger entries of each store, local day and partition (no row missing or extra)',
   "postings up to each partition's checkpoint equal tenant_totals (points and count, per account)",
   "the tenant's postings sum to zero",
   'projector checkpoints are not beyond the partition heads; lag is reported',
@@ -244,6 +249,7 @@ async function auditTenant(
   const recounts: ExportRecountPart[] = [];
   const postings = new Map<string, number>();
   let members = 0;
+  let storeDays = 0;
   const jobs: UnitJob[] = [];
   const job = (unit: UnitJob['unit']): UnitJob => ({
     tenantId,
@@ -260,6 +266,11 @@ async function auditTenant(
     const slice = slices[index];
     if (slice !== undefined) jobs.push(job({ kind: 'slice', slice }));
   }
+  // The projector's zone for store days: the tenant's, or the default when its stream has no TenantCreated
+  // (which the tenant stream's own audit reports).
+  const timeZone = (await tenantAsOf(store, tenantId, null))?.timeZone ?? TENANT_TIME_ZONE_DEFAULT;
+  for (const range of await storeDayRanges(pool, tenantId, timeZone))
+    jobs.push(job({ kind: 'store-days', range }));
   let next = 0;
   let failure: { error: unknown } | null = null;
   await Promise.all(
@@ -275,6 +286,7 @@ async function auditTenant(
           for (const [account, points] of outcome.postings)
             postings.set(account, addPoints(postings.get(account) ?? 0, points));
           members += outcome.members;
+          storeDays += outcome.storeDays;
         } catch (error) {
           failure ??= { error };
         }
@@ -301,6 +313,7 @@ async function auditTenant(
     tenantId,
     events: partitionReports.reduce((total, p) => total + p.eventsVerified, 0),
     members,
+    storeDays,
     partitions: partitionReports,
     postings: Object.fromEntries([...postings.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
     lastExport:

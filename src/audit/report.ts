@@ -54,6 +54,8 @@ export interface TenantReport {
   tenantId: string;
   events: number;
   members: number;
+  /** Local days whose per-store totals were compared with the ledger entries. */
+  storeDays: number;
   partitions: PartitionReport[];
   /** Sum of all postings per account over the tenant's events (they sum to zero). */
   postings: Record<string, number>;
@@ -149,6 +151,7 @@ export function formatAuditSummary(report: AuditReport): string {
         ? '  exports: none recorded'
         : `  last export ${tenant.lastExport.runId} [${tenant.lastExport.from}, ${tenant.lastExport.to}): its heads, closing and carry were checked against the log`,
     );
+    lines.push(`  store days: ${tenant.storeDays} compared with the ledger entries`);
     const postings = Object.entries(tenant.postings)
       .map(([account, points]) => `${account} ${points}`)
       .join(', ');

@@ -1,5 +1,6 @@
 /**
- * An audit unit: one log partition of pass A or one slice of member ids of pass B, run in its own consistent
+ * An audit unit: one log partition of pass A, one slice of member ids of pass B or one range of local days
+ * of pass C (per-store daily totals), run in its own consistent
  * snapshot. Units are independent, so they run in any order, several at once, in this process or in
  * another one (unit-process.ts): a unit's job and its outcome are plain data, and both ways run them through
  * `runUnit`, so what a unit proves does not depend on where it ran.
@@ -9,8 +10,12 @@ import { auditSlice, type MemberSlice } from './member-pass.ts';
 import type { ExportRecountPart } from './export-recount.ts';
 import { auditPartition } from './partition-pass.ts';
 import { DiscrepancyLog, type Discrepancy, type PartitionReport } from './report.ts';
+import { auditStoreDays, type StoreDayRange } from './store-day-pass.ts';
 
-export type AuditUnit = { kind: 'partition'; partition: number } | { kind: 'slice'; slice: MemberSlice };
+export type AuditUnit =
+  | { kind: 'partition'; partition: number }
+  | { kind: 'slice'; slice: MemberSlice }
+  | { kind: 'store-days'; range: StoreDayRange };
 
 export interface UnitJob {
   tenantId: string;
@@ -31,12 +36,14 @@ export interface UnitOutcome {
   exportRecount: ExportRecountPart | null;
   /** Slice units: members audited. */
   members: number;
+  /** Store-day units: local days compared. */
+  storeDays: number;
   /** The unit's discrepancies: the first AUDIT_DISCREPANCIES_LISTED_MAX, and how many in all. */
   discrepancies: Discrepancy[];
   discrepancyCount: number;
 }
 
-/** Which pass verified `count` more events (for progress). */
+/** Which pass verified `count` more events (for progress; pass C counts no events). */
 export type UnitProgress = (pass: 'chain' | 'member', count: number) => void;
 
 export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress): Promise<UnitOutcome> {
@@ -60,6 +67,19 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
       postings: [...result.postings],
       exportRecount: result.exportRecount,
       members: 0,
+      storeDays: 0,
+      discrepancies: log.listed,
+      discrepancyCount: log.count,
+    };
+  }
+  if (unit.kind === 'store-days') {
+    const result = await auditStoreDays({ pool, tenantId, range: unit.range }, log);
+    return {
+      partition: null,
+      postings: [],
+      exportRecount: null,
+      members: 0,
+      storeDays: result.days,
       discrepancies: log.listed,
       discrepancyCount: log.count,
     };
@@ -80,6 +100,7 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
     postings: [],
     exportRecount: null,
     members: result.members,
+    storeDays: 0,
     discrepancies: log.listed,
     discrepancyCount: log.count,
   };

@@ -1,6 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../test/helpers/database.ts';
+import { runAudit } from '../audit/audit.ts';
 import { openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import { memberStreamId } from '../commands/streams.ts';
 import { LeaseLostError, type BatchInfo } from './batch.ts';
@@ -91,6 +92,15 @@ describe('projections at their boundaries', () => {
     expect(await readModelContent(ledger.runtime.pool, 'days-us')).toEqual(
       await replayModel(ledger.runtime.store, 'days-us', { timeZone: 'America/New_York' }),
     );
+    // The audit draws the same day lines: both tenants clean, every day compared.
+    for (const [tenantId, storeDays] of [
+      ['days-cn', 2],
+      ['days-us', 3],
+    ] as const) {
+      const report = await runAudit(ledger.runtime.pool, ledger.runtime.store, { tenantId });
+      expect(report.tenants[0]!.discrepancies).toEqual([]);
+      expect(report.tenants[0]!.storeDays).toBe(storeDays);
+    }
   });
 
   it('chronic tag: two purchases within 90 days tag until 90 days after the first; exactly 90 days apart does not; a refund does not untag', async () => {
