@@ -124,7 +124,7 @@ async function walkDays(
     if (row !== undefined) candidates.push(String(row['day']));
     if (candidates.length === 0) return { days };
     const day = candidates.sort()[0]!;
-    await compareDay(query, tenantId, day, dayStart(day), dayStart(addDaysToLocalDate(day, 1)), log);
+    await compareDay(connection, tenantId, day, dayStart(day), dayStart(addDaysToLocalDate(day, 1)), log);
     days += 1;
     from = addDaysToLocalDate(day, 1);
   }
@@ -132,77 +132,91 @@ async function walkDays(
 
 type Sums = [earned: number, redeemed: number, reversed: number, restored: number, movements: number];
 
+/** One day's rows keyed by store and partition, as arrays (no object per row: a day may hold many stores). */
+async function sumsByStore(
+  connection: PoolConnection,
+  sql: string,
+  params: unknown[],
+): Promise<Map<string, Sums>> {
+  const [rows] = await connection.query<RowDataPacket[]>({ sql, rowsAsArray: true }, params);
+  const sums = new Map<string, Sums>();
+  for (const row of rows as unknown as unknown[][]) {
+    sums.set(storeKey(String(row[0]), sqlInt(row[1])), row.slice(2).map(sqlInt) as Sums);
+  }
+  return sums;
+}
+
+/** The day's expected sums per store and partition, from the ledger entries (columns as COLUMNS). */
+const ENTRY_SUMS_SQL = `SELECT store_id, partition_no,
+    ${STORE_KINDS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}_points`).join(', ')},
+    COUNT(*) AS movements
+  FROM ledger_entries
+  WHERE tenant_id = ? AND at >= ? AND at < ? AND store_id IS NOT NULL AND kind IN (${STORE_KINDS_SQL})
+  GROUP BY store_id, partition_no ORDER BY NULL`;
+
+/** Compares one day: the entries' sums and the rows, store by store, as arrays. */
 async function compareDay(
-  query: (sql: string, params: unknown[]) => Promise<RowDataPacket[]>,
+  connection: PoolConnection,
   tenantId: string,
   day: LocalDate,
   startAt: string,
   endAt: string,
   log: DiscrepancyLog,
 ): Promise<void> {
-  const [entryRows, tableRows] = await Promise.all([
-    query(
-      `SELECT store_id, partition_no, kind, SUM(points) AS points, COUNT(*) AS movements FROM ledger_entries
-       WHERE tenant_id = ? AND at >= ? AND at < ? AND store_id IS NOT NULL AND kind IN (${STORE_KINDS_SQL})
-       GROUP BY store_id, partition_no, kind`,
-      [tenantId, startAt, endAt],
-    ),
-    query(
+  const [expected, actual] = await Promise.all([
+    sumsByStore(connection, ENTRY_SUMS_SQL, [tenantId, startAt, endAt]),
+    sumsByStore(
+      connection,
       `SELECT store_id, partition_no, ${COLUMNS.join(', ')} FROM store_daily_totals WHERE tenant_id = ? AND day = ?`,
       [tenantId, day],
     ),
   ]);
-  const expected = new Map<string, Sums>();
-  for (const entry of entryRows) {
-    const key = storeKey(String(entry['store_id']), sqlInt(entry['partition_no']));
-    let sums = expected.get(key);
-    if (sums === undefined) expected.set(key, (sums = [0, 0, 0, 0, 0]));
-    sums[STORE_KINDS.indexOf(String(entry['kind']) as (typeof STORE_KINDS)[number])] = sqlInt(
-      entry['points'],
-    );
-    sums[4] += sqlInt(entry['movements']);
-  }
-  const actual = new Map<string, Sums>();
-  for (const row of tableRows) {
-    actual.set(
-      storeKey(String(row['store_id']), sqlInt(row['partition_no'])),
-      COLUMNS.map((column) => sqlInt(row[column])) as Sums,
-    );
-  }
-  for (const key of new Set([...expected.keys(), ...actual.keys()])) {
-    const [storeId, partition] = key.split('\u0000') as [string, string];
-    const place = {
-      kind: 'read-model' as const,
-      tenantId,
-      partition: Number(partition),
-      table: 'store_daily_totals',
-    };
-    const want = expected.get(key);
+  for (const [key, want] of expected) {
     const have = actual.get(key);
-    if (want === undefined || have === undefined) {
-      log.add({
-        ...place,
-        field: `${day} store ${storeId}`,
-        expected: want === undefined ? null : describe(want),
-        actual: have === undefined ? null : describe(have),
-        detail:
-          want === undefined
-            ? 'a row for a store and day without ledger entries'
-            : 'no row for a store and day with ledger entries',
-      });
-      continue;
-    }
-    COLUMNS.forEach((column, index) => {
-      if (want[index] === have[index]) return;
-      log.add({
-        ...place,
-        field: `${day} store ${storeId} ${column}`,
-        expected: want[index]!,
-        actual: have[index]!,
-        detail: "the store's day differs from the sum of its ledger entries",
-      });
-    });
+    if (have === undefined) report(log, tenantId, day, key, want, null);
+    else if (want.some((value, index) => value !== have[index])) report(log, tenantId, day, key, want, have);
   }
+  for (const [key, have] of actual) if (!expected.has(key)) report(log, tenantId, day, key, null, have);
+}
+
+function report(
+  log: DiscrepancyLog,
+  tenantId: string,
+  day: LocalDate,
+  key: string,
+  want: Sums | null,
+  have: Sums | null,
+): void {
+  const [storeId, partition] = key.split('\u0000') as [string, string];
+  const place = {
+    kind: 'read-model' as const,
+    tenantId,
+    partition: Number(partition),
+    table: 'store_daily_totals',
+  };
+  if (want === null || have === null) {
+    log.add({
+      ...place,
+      field: `${day} store ${storeId}`,
+      expected: want === null ? null : describe(want),
+      actual: have === null ? null : describe(have),
+      detail:
+        want === null
+          ? 'a row for a store and day without ledger entries'
+          : 'no row for a store and day with ledger entries',
+    });
+    return;
+  }
+  COLUMNS.forEach((column, index) => {
+    if (want[index] === have[index]) return;
+    log.add({
+      ...place,
+      field: `${day} store ${storeId} ${column}`,
+      expected: want[index]!,
+      actual: have[index]!,
+      detail: "the store's day differs from the sum of its ledger entries",
+    });
+  });
 }
 
 function storeKey(storeId: string, partition: number): string {

@@ -1,8 +1,10 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { useTestDatabase } from '../../test/helpers/database.ts';
+import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
 import { latestVersion, migrate, schemaIsCurrent } from './migrate.ts';
 import { migrations } from './migrations/index.ts';
+import { statementText } from './migrations/migration.ts';
+import type { Pool } from './pool.ts';
 
 const database = useTestDatabase({ migrate: false });
 
@@ -40,9 +42,69 @@ describe('schema migrations', () => {
       );
       const tables = new Set(rows.map((r) => String(r['t'])));
       for (const statement of m.statements) {
-        const match = /CREATE TABLE IF NOT EXISTS (\w+)/.exec(statement);
+        const match = /CREATE TABLE IF NOT EXISTS (\w+)/.exec(statementText(statement));
         if (match) expect(tables.has(match[1]!)).toBe(true);
       }
     },
   );
+});
+
+async function indexesOf(pool: Pool, table: string): Promise<Record<string, string>> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    `SELECT index_name AS i, GROUP_CONCAT(column_name ORDER BY seq_in_index) AS c FROM information_schema.statistics
+     WHERE table_schema = DATABASE() AND table_name = ? GROUP BY index_name`,
+    [table],
+  );
+  return Object.fromEntries(rows.map((r) => [String(r['i']), String(r['c'])]));
+}
+
+describe('migration 6: the ledger entries time index carries the per-store columns', () => {
+  const coveringIndex = 'tenant_id,at,store_id,kind,partition_no,position,points';
+
+  it('upgrades a version-5 schema with entries in it, and a rerun changes nothing', async () => {
+    const database = await createTestDatabase({ migrate: false });
+    try {
+      const pool = database.pool;
+      await migrate(
+        pool,
+        migrations.filter((m) => m.version <= 5),
+      );
+      expect((await indexesOf(pool, 'ledger_entries'))['ledger_entries_by_time']).toBe('tenant_id,at');
+      await pool.query(
+        `INSERT INTO ledger_entries (tenant_id, member_id, stream_version, movement_no, entry_id, partition_no, position,
+           event_type, at, kind, points, balance_after, store_id)
+         VALUES ('t', 'm', 2, 0, 'e', 3, 7, 'PurchaseRecorded', '2026-03-01 02:00:00.000', 'earned', 120, 120, 's1')`,
+      );
+      expect((await migrate(pool)).applied).toEqual([6]);
+      const indexes = await indexesOf(pool, 'ledger_entries');
+      expect(indexes['ledger_entries_by_time_store']).toBe(coveringIndex);
+      expect(indexes['ledger_entries_by_time']).toBeUndefined();
+      expect((await migrate(pool)).applied).toEqual([]);
+      const [rows] = await pool.query<RowDataPacket[]>('SELECT points FROM ledger_entries');
+      expect(rows.map((r) => Number(r['points']))).toEqual([120]);
+    } finally {
+      await database.drop();
+    }
+  });
+
+  it('finishes after a crash between its two statements: the guarded ADD INDEX is skipped, the DROP runs', async () => {
+    const database = await createTestDatabase({ migrate: false });
+    try {
+      const pool = database.pool;
+      await migrate(
+        pool,
+        migrations.filter((m) => m.version <= 5),
+      );
+      // What the first statement left behind before the process died.
+      await pool.query(
+        `ALTER TABLE ledger_entries ADD INDEX ledger_entries_by_time_store (${coveringIndex})`,
+      );
+      expect((await migrate(pool)).applied).toEqual([6]);
+      const indexes = await indexesOf(pool, 'ledger_entries');
+      expect(indexes['ledger_entries_by_time_store']).toBe(coveringIndex);
+      expect(indexes['ledger_entries_by_time']).toBeUndefined();
+    } finally {
+      await database.drop();
+    }
+  });
 });

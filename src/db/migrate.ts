@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { migrations as allMigrations } from './migrations/index.ts';
-import type { Migration } from './migrations/migration.ts';
+import { statementText, type Migration } from './migrations/migration.ts';
 import type { Pool } from './pool.ts';
 
 /** How long a second migrator waits for the first (several pods starting at once). */
@@ -9,7 +9,7 @@ const MIGRATION_LOCK_WAIT_SECONDS = 120;
 const MIGRATION_LOCK_NAME = 'points_ledger_migrate';
 
 export function migrationChecksum(migration: Migration): string {
-  return createHash('sha256').update(migration.statements.join('\n;\n')).digest('hex');
+  return createHash('sha256').update(migration.statements.map(statementText).join('\n;\n')).digest('hex');
 }
 
 export interface MigrateResult {
@@ -56,7 +56,14 @@ export async function migrate(
           }
           continue;
         }
-        for (const statement of migration.statements) await connection.query(statement);
+        for (const statement of migration.statements) {
+          if (typeof statement === 'string') {
+            await connection.query(statement);
+            continue;
+          }
+          const [done] = await connection.query<RowDataPacket[]>(statement.skipWhen);
+          if (done.length === 0) await connection.query(statement.sql);
+        }
         await connection.query(
           'INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, UTC_TIMESTAMP(3))',
           [migration.version, migration.name, checksum],
