@@ -1,13 +1,15 @@
 /**
  * Pass B, one slice of the member id space, inside one consistent snapshot: a merge join, in member id
  * order, of the member streams' events (by stream id and version) with the streams heads and the read
- * models (member_accounts, member_lots, member_holds, ledger_entries). For each member it
+ * models (member_accounts, member_lots, member_holds, member_category_purchases, member_tags, ledger_entries).
+ * For each member it
  * - verifies the stream's hash chain and its head in `streams` (StreamChainVerifier);
  * - folds the events with the domain's evolveMember (which re-checks every balanceAfter, lot and hold);
  * - checks, event by event, that `available` (balance minus the holds active at the event's time) never
  *   goes below zero except through a refund's reversal;
  * - compares the read models with the fold as of the projector's checkpoint (read in the same snapshot),
- *   field by field: the account row, every open lot, every open hold, every ledger entry.
+ *   field by field: the account row, every open lot, every open hold, every ledger entry, every category's
+ *   purchase counts, and the member's tags (where the partition's tags follow the tenant's current rules).
  * Memory: two pages per cursor (the one consumed and the next, fetched meanwhile) and one member's state; a
  * member's events and ledger entries are compared as they stream by, so even a stream of millions of
  * events is never held.
@@ -33,6 +35,13 @@ import {
 import { LOG_PARTITIONS, partitionOf } from '../eventstore/partition.ts';
 import { scratchEvent, StreamChainVerifier } from '../eventstore/verify.ts';
 import { LEDGER_ENTRY_VALUE_COLUMNS } from '../projections/tables.ts';
+import {
+  encodeRecent,
+  evaluateTags,
+  withPurchase,
+  type CategoryPurchases,
+  type TagRule,
+} from '../projections/tags.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import type { Discrepancy, DiscrepancyLog } from './report.ts';
@@ -268,6 +277,13 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
     expires_at: time(row['expires_at']),
     placed_at: time(row['placed_at']),
   }));
+  const categories = keyed('member_category_purchases', 'category', (row) => ({
+    partition_no: sqlInt(row['partition_no']),
+    purchases: sqlInt(row['purchases']),
+    recent_at: String(row['recent_at']),
+    last_at: time(row['last_at']),
+  }));
+  const tags = keyed('member_tags', 'tag', (row) => ({ expires_at: time(row['expires_at']) }));
   const ledger = new KeysetCursor<LedgerRow>(
     async (after, limit) => {
       const rows = await arrayRows(
@@ -293,7 +309,7 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
     (a, b) => compareKeys(a[0], b[0]) || a[1] - b[1] || a[2] - b[2],
     'ledger_entries',
   );
-  return { events, streams, accounts, lots, holds, ledger };
+  return { events, streams, accounts, lots, holds, categories, tags, ledger };
 }
 
 function heldOf(state: MemberState, at?: string): number {
@@ -340,11 +356,19 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
   const { tenantId } = input;
   return withSnapshot(input.pool, async (connection) => {
     const [checkpointRows] = await connection.query<RowDataPacket[]>(
-      'SELECT partition_no, position FROM projection_checkpoints WHERE tenant_id = ?',
+      'SELECT partition_no, position, tags_version, tags_target_version FROM projection_checkpoints WHERE tenant_id = ?',
       [tenantId],
     );
     const checkpoints = new Map(
       checkpointRows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]),
+    );
+    const rules = await tagRulesIn(connection, tenantId);
+    // Tags are compared where the partition's projector has re-derived them under the current rules; while
+    // a rule change is being applied (or not yet noticed) they are a mix of old and new, by design.
+    const tagsCurrent = new Set(
+      checkpointRows
+        .filter((row) => row['tags_target_version'] === null && sqlInt(row['tags_version']) === rules.version)
+        .map((row) => sqlInt(row['partition_no'])),
     );
     const c = cursors(connection, input);
     let events = 0;
@@ -362,6 +386,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         c.accounts.ready(),
         c.lots.ready(),
         c.holds.ready(),
+        c.categories.ready(),
+        c.tags.ready(),
         c.ledger.ready(),
       ]);
       let memberId: string | undefined;
@@ -375,6 +401,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       candidate(c.accounts.peek()?.memberId);
       candidate(c.lots.peek()?.memberId);
       candidate(c.holds.peek()?.memberId);
+      candidate(c.categories.peek()?.memberId);
+      candidate(c.tags.peek()?.memberId);
       candidate(c.ledger.peek()?.[0]);
       if (memberId === undefined) break;
       const member: string = memberId;
@@ -385,18 +413,10 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         log.add({ tenantId, memberId: member, streamId, ...d });
       const streamRow = c.streams.peek()?.streamId === streamId ? c.streams.next() : undefined;
       const account = c.accounts.peek()?.memberId === member ? c.accounts.next() : undefined;
-      const lotRows: KeyedRow[] = [];
-      for (;;) {
-        await c.lots.ready();
-        if (c.lots.peek()?.memberId !== member) break;
-        lotRows.push(c.lots.next()!);
-      }
-      const holdRows: KeyedRow[] = [];
-      for (;;) {
-        await c.holds.ready();
-        if (c.holds.peek()?.memberId !== member) break;
-        holdRows.push(c.holds.next()!);
-      }
+      const lotRows = await rowsOfMember(c.lots, member);
+      const holdRows = await rowsOfMember(c.holds, member);
+      const categoryRows = await rowsOfMember(c.categories, member);
+      const tagRows = await rowsOfMember(c.tags, member);
 
       // Fold the stream; remember the state as of the checkpoint of its partition.
       const partition = partitionOf(streamId, LOG_PARTITIONS);
@@ -408,6 +428,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       lifetime.fill(0);
       let covered: Omit<Covered, 'lifetime'> | null = null;
       let registration: { storeId: string; channel: string; at: string } | null = null;
+      // Purchases per category as of the checkpoint (projections/fold.ts recordPurchase does the same).
+      const purchases = new Map<string, CategoryPurchases & { lastAt: string }>();
       let streamEvents = 0;
 
       /** The member's next ledger row, if any (the cursor is ready). */
@@ -487,6 +509,20 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
               };
             }
             state = next;
+            if (isCovered && domainEvent.type === 'PurchaseRecorded') {
+              for (const category of new Set(domainEvent.data.categories)) {
+                const before = purchases.get(category) ?? {
+                  category,
+                  purchases: 0,
+                  recentAt: [],
+                  lastAt: at,
+                };
+                purchases.set(category, {
+                  ...withPurchase(before, at),
+                  lastAt: before.lastAt > at ? before.lastAt : at,
+                });
+              }
+            }
             for (const movement of movements) {
               const kind = MOVEMENT_KIND_INDEX[movement.kind];
               lifetime[kind] = lifetime[kind]! + movement.points;
@@ -637,6 +673,23 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       }
       compareKeyed(add, 'member_lots', 'lot', expectedLots, lotRows);
       compareKeyed(add, 'member_holds', 'hold', expectedHolds, holdRows);
+      const expectedCategories = new Map<string, KeyedRow['values']>();
+      for (const row of purchases.values()) {
+        expectedCategories.set(row.category, {
+          partition_no: partition,
+          purchases: row.purchases,
+          recent_at: encodeRecent(row.recentAt),
+          last_at: row.lastAt,
+        });
+      }
+      compareKeyed(add, 'member_category_purchases', 'category', expectedCategories, categoryRows);
+      if (tagsCurrent.has(partition)) {
+        const expectedTags = new Map<string, KeyedRow['values']>();
+        for (const [tag, expiresAt] of evaluateTags(purchases.values(), rules.rules)) {
+          expectedTags.set(tag, { expires_at: expiresAt });
+        }
+        compareKeyed(add, 'member_tags', 'tag', expectedTags, tagRows);
+      }
       // Invariant 4 on the read model itself: open lots add up to the balance when it is not in debt.
       if (account !== undefined) {
         const balance = Number(account.values['balance']);
@@ -656,6 +709,40 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
     if (pendingProgress > 0) input.onEvents?.(pendingProgress);
     return { events, members };
   });
+}
+
+/** The member's rows of a keyed cursor (its rows come next, in key order). */
+async function rowsOfMember(cursor: KeysetCursor<KeyedRow>, member: string): Promise<KeyedRow[]> {
+  const rows: KeyedRow[] = [];
+  for (;;) {
+    await cursor.ready();
+    if (cursor.peek()?.memberId !== member) return rows;
+    rows.push(cursor.next()!);
+  }
+}
+
+/** The tenant's tag rules and their version, read in the unit's snapshot. */
+async function tagRulesIn(
+  connection: PoolConnection,
+  tenantId: string,
+): Promise<{ version: number; rules: TagRule[] }> {
+  const [versionRows] = await connection.query<RowDataPacket[]>(
+    'SELECT version FROM tag_rule_sets WHERE tenant_id = ?',
+    [tenantId],
+  );
+  const [ruleRows] = await connection.query<RowDataPacket[]>(
+    'SELECT category, tag_pattern, min_purchases, window_days FROM tag_rules WHERE tenant_id = ?',
+    [tenantId],
+  );
+  return {
+    version: versionRows[0] === undefined ? 0 : sqlInt(versionRows[0]['version']),
+    rules: ruleRows.map((row) => ({
+      category: String(row['category']),
+      tagPattern: String(row['tag_pattern']),
+      minPurchases: sqlInt(row['min_purchases']),
+      windowDays: sqlInt(row['window_days']),
+    })),
+  };
 }
 
 type Add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) => void;

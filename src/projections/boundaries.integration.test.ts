@@ -161,6 +161,9 @@ describe('projections at their boundaries', () => {
     expect(await readModelContent(pool, tenantId)).toEqual(
       await replayModel(ledger.runtime.store, tenantId, { rules }),
     );
+    // The audit derives the same categories and tags from the events.
+    const report = await runAudit(pool, ledger.runtime.store, { tenantId });
+    expect(report.tenants[0]!.discrepancies).toEqual([]);
   });
 
   it('a projector whose lease is taken over mid-batch cannot commit: its rows roll back, the new owner applies them once', async () => {
