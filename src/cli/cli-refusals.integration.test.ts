@@ -72,7 +72,7 @@ beforeAll(async () => {
 afterAll(async () => seeded.close());
 
 describe('ledger CLI: refusals create nothing and say why', () => {
-  it('tenants create with a bad time zone or a bad programme file exits non-zero, names the problem, and creates no tenant', async () => {
+  it('tenants create with a bad time zone or a bad programme file exits 2, names the problem, and creates no tenant', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-refusals-'));
     const notJson = join(dir, 'not-json.json');
     await writeFile(notJson, '{"pointsPerYuan": 2,');
@@ -87,10 +87,15 @@ describe('ledger CLI: refusals create nothing and say why', () => {
     ];
     for (const [args, message] of cases) {
       const run = await ledger(args);
-      expect(run.code, args.join(' ')).not.toBe(0);
+      // Input it cannot use: could not run.
+      expect(run.code, args.join(' ')).toBe(2);
       expect(run.stderr, args.join(' ')).toMatch(message);
       expect(run.stdout, args.join(' ')).toBe('');
     }
+    // A tenant that exists already: the verb ran and refused (1).
+    const again = await ledger(['tenants', 'create', 'acme']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/tenant-exists/);
     for (const tenantId of ['bad-zone', 'bad-json', 'bad-field', 'no-file']) {
       expect(await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', [tenantId])).toBe(0);
       const key = await ledger(['keys', 'create', '--tenant', tenantId, '--role', 'admin']);
@@ -162,7 +167,7 @@ describe('ledger CLI: refusals create nothing and say why', () => {
     expect(await count('SELECT COUNT(*) AS n FROM events WHERE tenant_id = ?', ['acme'])).toBe(eventsAfter);
   });
 
-  it('replay of a member or tenant with no events exits 1 with a message, printing no history', async () => {
+  it('replay of a member with no events exits 1, of an unknown tenant 2 (as every verb), printing no history', async () => {
     const unknownMember = await ledger([
       'replay',
       '--tenant',
@@ -176,9 +181,9 @@ describe('ledger CLI: refusals create nothing and say why', () => {
       /member 00000000-0000-4000-8000-000000000000 has no events in tenant acme/,
     );
     const unknownTenant = await ledger(['replay', '--tenant', 'nobody', '--member', memberId]);
-    expect(unknownTenant.code).toBe(1);
+    expect(unknownTenant.code).toBe(2);
     expect(unknownTenant.stdout).toBe('');
-    expect(unknownTenant.stderr).toMatch(/tenant nobody/);
+    expect(unknownTenant.stderr).toMatch(/tenant nobody does not exist/);
   });
 
   it('export refusals exit 2 and leave no files: open period, unknown tenant, non-empty DIR, bad dates', async () => {

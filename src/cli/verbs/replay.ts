@@ -3,7 +3,7 @@ import { memberStreamId } from '../../commands/streams.ts';
 import { heldPoints } from '../../domain/member/state.ts';
 import { StreamChainVerifier } from '../../eventstore/verify.ts';
 import { openRuntime } from '../../runtime.ts';
-import { noPositionals, onlyOptions, parseArgs, requiredOption } from '../args.ts';
+import { noPositionals, onlyOptions, parseArgs, requiredOption, UsageError } from '../args.ts';
 import type { Verb } from './verb.ts';
 
 /**
@@ -24,6 +24,8 @@ export const replay: Verb = {
     const memberId = requiredOption(args, 'member');
     const runtime = await openRuntime(config);
     try {
+      if ((await runtime.tenants.get(tenantId)) === null)
+        throw new UsageError(`tenant ${tenantId} does not exist`);
       const streamId = memberStreamId(memberId);
       const verifier = new StreamChainVerifier(tenantId, streamId);
       const out: string[] = [];

@@ -34,7 +34,8 @@ export const tenantsCreate: Verb = {
       });
       if (!result.ok) {
         process.stderr.write(`ledger: ${result.rejection.code}: ${result.rejection.detail}\n`);
-        return 1;
+        // Input the domain refuses could not run, like a usage error (2); an existing tenant is a finding (1).
+        return result.rejection.code === 'validation-failed' ? 2 : 1;
       }
       process.stdout.write(`created tenant ${tenantId}\n`);
       return 0;
