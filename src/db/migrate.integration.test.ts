@@ -1,7 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
-import { latestVersion, migrate, schemaIsCurrent } from './migrate.ts';
+import { latestVersion, migrate, schemaMismatch, schemaServes } from './migrate.ts';
 import { migrations } from './migrations/index.ts';
 import { statementText } from './migrations/migration.ts';
 import type { Pool } from './pool.ts';
@@ -10,16 +10,37 @@ const database = useTestDatabase({ migrate: false });
 
 describe('schema migrations', () => {
   it('creates the schema on an empty database and reports it current', async () => {
-    expect(await schemaIsCurrent(database.current.pool)).toBe(false);
+    expect(await schemaServes(database.current.pool)).toBe(false);
+    expect(await schemaMismatch(database.current.pool)).toMatch(/run `ledger db migrate` first/);
     const result = await migrate(database.current.pool);
     expect(result.applied).toEqual(migrations.map((m) => m.version));
-    expect(await schemaIsCurrent(database.current.pool)).toBe(true);
+    expect(await schemaServes(database.current.pool)).toBe(true);
+    expect(await schemaMismatch(database.current.pool)).toBeNull();
   });
 
   it('is idempotent: a second run applies nothing and changes nothing', async () => {
     const result = await migrate(database.current.pool);
     expect(result.applied).toEqual([]);
     expect(result.current).toBe(latestVersion());
+  });
+
+  it('a schema migrated by a newer build still serves this one (a rollout keeps the old pods ready), but the audit and export want their own version', async () => {
+    const pool = database.current.pool;
+    const newer = latestVersion() + 1;
+    await pool.query(
+      `INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, 'from-a-newer-build', ?, UTC_TIMESTAMP(3))`,
+      [newer, '0'.repeat(64)],
+    );
+    try {
+      expect(await schemaServes(pool)).toBe(true);
+      expect(await schemaMismatch(pool)).toBe(
+        `the schema is at version ${newer}, newer than this build's ${latestVersion()}; run the newer build`,
+      );
+      // This build's migrate still has nothing to do.
+      expect((await migrate(pool)).applied).toEqual([]);
+    } finally {
+      await pool.query('DELETE FROM schema_migrations WHERE version = ?', [newer]);
+    }
   });
 
   it('runs safely from several processes at once', async () => {

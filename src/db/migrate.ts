@@ -83,12 +83,36 @@ export function latestVersion(migrations: readonly Migration[] = allMigrations):
   return migrations.reduce((max, m) => Math.max(max, m.version), 0);
 }
 
-/** For /readyz: is the schema at the version this code expects? */
-export async function schemaIsCurrent(pool: Pool): Promise<boolean> {
+/** The schema's version (the highest migration applied), or null when the database or the table cannot be read. */
+export async function schemaVersion(pool: Pool): Promise<number | null> {
   try {
     const [rows] = await pool.query<RowDataPacket[]>('SELECT MAX(version) AS v FROM schema_migrations');
-    return Number(rows[0]?.['v'] ?? 0) === latestVersion();
+    return Number(rows[0]?.['v'] ?? 0);
   } catch {
-    return false;
+    return null;
   }
+}
+
+/**
+ * For /readyz: can this build serve on the schema? Yes at its own version and at a newer one: every
+ * migration keeps the release before it working (docs/operations.md, "Upgrades"), so the migration Job of
+ * a rollout does not take the old pods out of service before the new ones are ready.
+ */
+export async function schemaServes(pool: Pool): Promise<boolean> {
+  const version = await schemaVersion(pool);
+  return version !== null && version >= latestVersion();
+}
+
+/**
+ * For the audit and the export, which prove what the schema holds: null when the schema is exactly this
+ * build's, else why not (not migrated yet, or migrated by a newer build that should run them instead).
+ */
+export async function schemaMismatch(pool: Pool): Promise<string | null> {
+  const version = await schemaVersion(pool);
+  const expected = latestVersion();
+  if (version === expected) return null;
+  if (version === null) return 'the schema cannot be read; run `ledger db migrate` first';
+  if (version < expected)
+    return `the schema is at version ${version}, this build needs ${expected}; run \`ledger db migrate\` first`;
+  return `the schema is at version ${version}, newer than this build's ${expected}; run the newer build`;
 }

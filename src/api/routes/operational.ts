@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { schemaIsCurrent } from '../../db/migrate.ts';
+import { schemaServes } from '../../db/migrate.ts';
 import type { Runtime } from '../../runtime.ts';
 import { problem, sendProblem } from '../problem.ts';
 
@@ -8,8 +8,7 @@ export function registerOperationalRoutes(app: FastifyInstance, runtime: Runtime
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const current = await schemaIsCurrent(runtime.pool);
-    if (!current)
+    if (!(await schemaServes(runtime.pool)))
       return sendProblem(
         reply,
         problem(503, 'service-unavailable', 'database unreachable or schema not current'),

@@ -1,6 +1,6 @@
 import { runAudit, type AuditProgress } from '../../audit/audit.ts';
 import { formatAuditSummary } from '../../audit/report.ts';
-import { schemaIsCurrent } from '../../db/migrate.ts';
+import { schemaMismatch } from '../../db/migrate.ts';
 import { openRuntime } from '../../runtime.ts';
 import { flag, noPositionals, onlyOptions, option, parseArgs } from '../args.ts';
 import type { Verb } from './verb.ts';
@@ -45,8 +45,9 @@ export const audit: Verb = {
     const runtime = await openRuntime(config);
     const progress = progressReporter();
     try {
-      if (!(await schemaIsCurrent(runtime.pool))) {
-        process.stderr.write('ledger: audit: the schema is not current; run `ledger db migrate` first\n');
+      const mismatch = await schemaMismatch(runtime.pool);
+      if (mismatch !== null) {
+        process.stderr.write(`ledger: audit: ${mismatch}\n`);
         return 2;
       }
       const report = await runAudit(runtime.pool, runtime.store, {

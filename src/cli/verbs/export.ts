@@ -1,4 +1,4 @@
-import { schemaIsCurrent } from '../../db/migrate.ts';
+import { schemaMismatch } from '../../db/migrate.ts';
 import { ExportRefusedError, runExport } from '../../export/export.ts';
 import { ExportInputError } from '../../export/period.ts';
 import { openRuntime } from '../../runtime.ts';
@@ -28,8 +28,9 @@ export const exportVerb: Verb = {
     };
     const runtime = await openRuntime(config);
     try {
-      if (!(await schemaIsCurrent(runtime.pool))) {
-        process.stderr.write('ledger: export: the schema is not current; run `ledger db migrate` first\n');
+      const mismatch = await schemaMismatch(runtime.pool);
+      if (mismatch !== null) {
+        process.stderr.write(`ledger: export: ${mismatch}\n`);
         return 2;
       }
       const result = await runExport(runtime, options);
