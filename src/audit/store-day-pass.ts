@@ -7,8 +7,9 @@
  *
  * The projector writes a batch's entries and store totals in one transaction with its checkpoint, so inside
  * one snapshot the two tables agree whatever the lag. Days are walked in order, jumping over days with
- * neither entries nor rows; each day is one aggregate over the (tenant_id, at) index and one read of that
- * day's rows by primary key. Memory: one day's stores x partitions, whatever the history's length.
+ * neither entries nor rows; each day is one aggregate read from the entries' time index alone (it carries
+ * store, kind, partition and points: migration 006) and one read of that day's rows by primary key.
+ * Memory: one day's stores x partitions, whatever the history's length.
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, sqlTimeToIso, type Pool, type PoolConnection } from '../db/pool.ts';
