@@ -643,11 +643,13 @@ describe('audit: the last export recounted from the events', () => {
   it('names a changed closing or carry, and an event of the exported period that reached the log after the export', async () => {
     const { tenantId, a, b } = await tenantWithTwoMembers();
     expect(await exec(tenantId, a, purchase('a-1', 'store-1', 40_000))).toBe(true);
+    // b's lot is due on 10 February (20 days on), so b can still spend it in February.
+    clock.set('2026-01-20T02:00:00.000Z');
     expect(await exec(tenantId, b, purchase('b-1', 'store-2', 20_000))).toBe(true);
     clock.set('2026-02-01T02:00:00.000Z');
     await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
     // February: a redemption, the January lots expiring, and a lot still to expire at the period's end.
-    clock.set('2026-02-10T02:00:00.000Z');
+    clock.set('2026-02-05T02:00:00.000Z');
     expect(await exec(tenantId, b, redemption('store-2', 50))).toBe(true);
     clock.set('2026-02-20T02:00:00.000Z');
     expect(await exec(tenantId, a, purchase('a-2', 'store-1', 30_000))).toBe(true);

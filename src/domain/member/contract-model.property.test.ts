@@ -157,6 +157,39 @@ function tierFor(spendFen: number): ModelTier {
   return reached;
 }
 
+/**
+ * Expires the model's lots due by `now` and returns the points taken per expiry instant. docs/api.md: due
+ * lots expire, but never points a live hold counts on. A capture takes the soonest lots first, so the held
+ * points are the first lots' points; due points beyond them go.
+ */
+function expireDue(model: Model, now: number): Map<number, number> {
+  let reserved = held(model, now);
+  const expired = new Map<number, number>();
+  for (const lot of model.lots) {
+    if (lot.expiresAt > now) break;
+    const covered = Math.min(lot.remaining, reserved);
+    reserved -= covered;
+    const take = lot.remaining - covered;
+    if (take > 0) expired.set(lot.expiresAt, (expired.get(lot.expiresAt) ?? 0) + take);
+    lot.remaining = covered;
+  }
+  model.lots = model.lots.filter((lot) => lot.remaining > 0);
+  model.balance -= [...expired.values()].reduce((sum, points) => sum + points, 0);
+  return expired;
+}
+
+/** Points per expiry instant the LotsExpired events took, read with the given lots' expiries. */
+function expiredByExpiry(events: readonly MemberEvent[], lots: readonly ModelLot[]): Map<number, number> {
+  const byExpiry = new Map<number, number>();
+  for (const event of events) {
+    if (event.type !== 'LotsExpired') continue;
+    for (const [expiresAt, points] of debitsByExpiry(event.data.lots, lots)) {
+      byExpiry.set(expiresAt, (byExpiry.get(expiresAt) ?? 0) + points);
+    }
+  }
+  return byExpiry;
+}
+
 /** Points per expiry instant that an event's lot debits took, read with the model's lot expiries. */
 function debitsByExpiry(debits: readonly LotDebit[], lots: readonly ModelLot[]): Map<number, number> {
   const byExpiry = new Map<number, number>();
@@ -291,6 +324,10 @@ describe('member decider against an independent model of the default programme',
         steps.forEach(({ advanceMs, spec }, step) => {
           nowMs += advanceMs;
           const now = iso(nowMs);
+          // Every command but ExpireLots first expires the lots due by now (docs/api.md, Expiry), and
+          // decides on what is left; a refused command writes nothing, that expiry included.
+          const beforeStep = structuredClone(model);
+          const autoExpired = spec.kind === 'expire' ? new Map<number, number>() : expireDue(model, nowMs);
           const lotId = `lot-${String(step).padStart(3, '0')}`;
           /** The next order not yet purchased: holds and redemptions may name it before its upload. */
           const pendingOrderId = `o${orderSeq}`;
@@ -530,28 +567,8 @@ describe('member decider against an independent model of the default programme',
               command = { type: 'ExpireLots', data: { asOf: now } };
               outcome = {
                 check: (events) => {
-                  // docs/api.md: due lots expire, but never points a live hold counts on. A capture takes the
-                  // soonest lots first, so the held points are the first lots' points; due points beyond them go.
-                  let reserved = held(model, nowMs);
-                  const expected = new Map<number, number>();
-                  for (const lot of model.lots) {
-                    if (lot.expiresAt > nowMs) break;
-                    const covered = Math.min(lot.remaining, reserved);
-                    reserved -= covered;
-                    const take = lot.remaining - covered;
-                    if (take > 0) expected.set(lot.expiresAt, (expected.get(lot.expiresAt) ?? 0) + take);
-                    lot.remaining = covered;
-                  }
-                  const actual = new Map<number, number>();
-                  for (const event of events) {
-                    if (event.type !== 'LotsExpired') continue;
-                    for (const [expiresAt, points] of debitsByExpiry(event.data.lots, model.lots)) {
-                      actual.set(expiresAt, (actual.get(expiresAt) ?? 0) + points);
-                    }
-                  }
-                  expect(actual).toEqual(expected);
-                  model.lots = model.lots.filter((lot) => lot.remaining > 0);
-                  model.balance -= [...expected.values()].reduce((sum, points) => sum + points, 0);
+                  const lots = structuredClone(model.lots);
+                  expect(expiredByExpiry(events, lots)).toEqual(expireDue(model, nowMs));
                 },
               };
               break;
@@ -567,14 +584,23 @@ describe('member decider against an independent model of the default programme',
               (outcomes.get(`${command.type}:${outcome.error}`) ?? 0) + 1,
             );
             expect(decision.ok ? 'accepted' : decision.error.code, label).toBe(outcome.error);
+            Object.assign(model, beforeStep);
             return;
           }
           outcomes.set(`${command.type}:ok`, (outcomes.get(`${command.type}:ok`) ?? 0) + 1);
+          if (autoExpired.size > 0)
+            outcomes.set('due lots expired first', (outcomes.get('due lots expired first') ?? 0) + 1);
           if (!decision.ok)
             throw new Error(`${label}: refused ${decision.error.code} (${decision.error.detail})`);
-          // Expired holds are released by any accepted command.
+          // Expired holds are released by any accepted command, and due lots expired.
           model.holds = model.holds.filter((hold) => hold.expiresAt > nowMs);
-          outcome.check(decision.events);
+          if (spec.kind !== 'expire')
+            expect(expiredByExpiry(decision.events, beforeStep.lots), `${label}: lots expired first`).toEqual(
+              autoExpired,
+            );
+          outcome.check(
+            decision.events.filter((event) => spec.kind === 'expire' || event.type !== 'LotsExpired'),
+          );
           state = decision.events.reduce(evolveMember, state);
           if (!state.registered) throw new Error('unregistered');
 
@@ -606,6 +632,7 @@ describe('member decider against an independent model of the default programme',
       'RefundPurchase:order-not-found',
       'AdjustPoints:ok',
       'ExpireLots:ok',
+      'due lots expired first',
     ]) {
       expect(outcomes.get(outcome) ?? 0, outcome).toBeGreaterThan(0);
     }

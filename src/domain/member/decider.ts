@@ -14,7 +14,7 @@ import type { MemberContext } from './context.ts';
 import { decideRecordPurchase } from './earning.ts';
 import type { MemberEvent } from './events.ts';
 import { evolveMember } from './evolve.ts';
-import { decideExpireLots } from './expiry.ts';
+import { decideExpireLots, dueLotExpiries } from './expiry.ts';
 import { decideCaptureHold, decidePlaceHold, decideReleaseHold, expiredHoldReleases } from './holds.ts';
 import { memberPointsDelta } from './postings.ts';
 import { decideRedeemPoints } from './redemption.ts';
@@ -34,7 +34,7 @@ export function decideMember(
   assertContext(ctx);
   if (command.type === 'RegisterMember') {
     const decision = decideRegisterMember(command.data, state, ctx);
-    if (decision.ok) assertPostconditions(command, state, decision.events, ctx);
+    if (decision.ok) assertPostconditions(command, state, decision.events, state, ctx);
     return decision;
   }
   if (!state.registered) {
@@ -43,12 +43,20 @@ export function decideMember(
   // Expired holds are released first, so the command sees only live holds and the state's holds stay
   // bounded. Their points were available already; the events only make that visible in the ledger.
   const releases = expiredHoldReleases(state, ctx.now);
-  const working = releases.reduce<MemberState>(evolveMember, state);
-  assert(working.registered, 'releasing holds unregistered the member');
+  const released = releases.reduce<MemberState>(evolveMember, state);
+  assert(released.registered, 'releasing holds unregistered the member');
+  // Then lots past their expiry are expired, so no command spends or counts points the programme has
+  // already taken back ("usable through 31 December of the following year"), whether or not the nightly
+  // `ledger expire` has run. The points a live hold counts on stay until the hold ends (expiry.ts).
+  // ExpireLots itself expires as of its own asOf.
+  const expiries = command.type === 'ExpireLots' ? [] : dueLotExpiries(released, ctx.now, ctx.now);
+  const working = expiries.reduce<MemberState>(evolveMember, released);
+  assert(working.registered, 'expiring lots unregistered the member');
   const decision = decideRegistered(command, working, ctx);
   if (!decision.ok) return decision;
-  const events = [...releases, ...decision.events];
-  assertPostconditions(command, state, events, ctx);
+  const events = [...releases, ...expiries, ...decision.events];
+  // Housekeeping may lower `available` (an expiry); the command's own events are held to the rule.
+  assertPostconditions(command, state, events, working, ctx);
   return { ok: true, events };
 }
 
@@ -92,17 +100,19 @@ function assertContext(ctx: MemberContext): void {
 
 /**
  * The paired check before writing: applying the events must succeed (evolve asserts every balance and
- * lot), every event is stamped now, and no command but a refund lowers the balance below zero or
- * `available` below where it stood (never below zero if it was not already).
+ * lot), every event is stamped now and its postings move the balance as it moves, and no command but a
+ * refund lowers the balance below zero or `available` below where it stood after the housekeeping
+ * (released holds, expired lots) that preceded it (never below zero if it was not already).
  */
 function assertPostconditions(
   command: MemberCommand,
-  before: MemberState,
+  initial: MemberState,
   events: readonly MemberEvent[],
+  before: MemberState,
   ctx: MemberContext,
 ): void {
-  let after = before;
-  let balance = before.registered ? before.balance : 0;
+  let after = initial;
+  let balance = initial.registered ? initial.balance : 0;
   for (const event of events) {
     assert(event.data.at === ctx.now, `${event.type} is not stamped with ctx.now`);
     balance += memberPointsDelta(event);

@@ -21,6 +21,8 @@ import {
 const LAST_SECOND_OF_2025 = '2025-12-31T15:59:59.000Z';
 /** The first instant of 2027 in Shanghai: when lots earned in 2025 expire. */
 const START_OF_2027 = '2026-12-31T16:00:00.000Z';
+/** A minute before: a hold placed then still finds lot-o2025 open (any later command expires it first). */
+const JUST_BEFORE_2027 = '2026-12-31T15:59:00.000Z';
 const T2026 = '2026-06-01T02:00:00.000Z';
 
 describe('ExpireLots', () => {
@@ -60,6 +62,66 @@ describe('ExpireLots', () => {
       .then([]);
   });
 
+  it('due lots are expired by the next command, before it decides, whether or not a sweep has run', () => {
+    // Balance 120: lot-o2025 70 (due at the first instant of 2027), lot-o2026 50.
+    const expiry = {
+      type: 'LotsExpired',
+      data: {
+        asOf: START_OF_2027,
+        lots: [{ lotId: 'lot-o2025', points: 70 }],
+        points: 70,
+        balanceAfter: 50,
+        at: START_OF_2027,
+      },
+    };
+    // A millisecond before, the due lot is still spendable.
+    expect(
+      given(events)
+        .when(redeem('o10', 120), ctx('2026-12-31T15:59:59.999Z'))
+        .events()
+        .map((e) => e.type),
+    ).toEqual(['PointsRedeemed']);
+    // At the instant it is due, only lot-o2026's 50 are left to spend: 120 is refused, and nothing is written.
+    given(events).when(redeem('o10', 120), ctx(START_OF_2027)).then('insufficient-points');
+    given(events)
+      .when(hold('h9', 'o10', 51), ctx(START_OF_2027))
+      .then('insufficient-points');
+    // An accepted command records the expiry first, then its own events.
+    const [expired, redeemed, ...rest] = given(events).when(redeem('o10', 50), ctx(START_OF_2027)).events();
+    expect(expired).toEqual(expiry);
+    expect(redeemed).toMatchObject({ type: 'PointsRedeemed', data: { points: 50, balanceAfter: 0 } });
+    expect(rest).toEqual([]);
+    // A purchase too: the member ends with the new lot and lot-o2026, never the due one.
+    const bought = given(events).when(purchase('o11', 1_000), ctx(START_OF_2027)).events();
+    expect(bought[0]).toEqual(expiry);
+    const state = fold([...events, ...bought]);
+    expect(state.registered && state.lots.map((lot) => lot.lotId)).toEqual(['lot-o2026', 'lot-o11']);
+  });
+
+  it('a hold placed before the expiry keeps its points: the capture after it takes them, the rest expires', () => {
+    const held = [
+      ...events,
+      ...given(events)
+        .when(hold('h8', 'o10', 100), ctx(JUST_BEFORE_2027))
+        .events(),
+    ];
+    const captured = given(held).when(capture('h8'), ctx(START_OF_2027)).events();
+    // Held 100 of 120: a capture takes lot-o2025's 70 and 30 of lot-o2026, so none of the due lot expires.
+    expect(captured.map((e) => e.type)).toEqual(['HoldCaptured']);
+    const partly = [
+      ...events,
+      ...given(events)
+        .when(hold('h7', 'o10', 50), ctx(JUST_BEFORE_2027))
+        .events(),
+    ];
+    const [expired, capturedPart] = given(partly).when(capture('h7'), ctx(START_OF_2027)).events();
+    expect(expired).toMatchObject({
+      type: 'LotsExpired',
+      data: { lots: [{ lotId: 'lot-o2025', points: 20 }] },
+    });
+    expect(capturedPart).toMatchObject({ type: 'HoldCaptured', data: { points: 50, balanceAfter: 50 } });
+  });
+
   it('rejects an asOf after the ledger time', () => {
     given(events).when(expire(START_OF_2027), ctx(T2026)).then('validation-failed');
     given(events).when(expire('tomorrow'), ctx(T2026)).then('validation-failed');
@@ -70,7 +132,7 @@ describe('ExpireLots', () => {
     const held = [
       ...events,
       ...given(events)
-        .when(hold('h1', 'o9', 120), ctx(START_OF_2027))
+        .when(hold('h1', 'o9', 120), ctx(JUST_BEFORE_2027))
         .events(),
     ];
     // balance 120, held 120: nothing may go.
@@ -83,7 +145,7 @@ describe('ExpireLots', () => {
     const partlyHeld = [
       ...events,
       ...given(events)
-        .when(hold('h2', 'o9', 100), ctx(START_OF_2027))
+        .when(hold('h2', 'o9', 100), ctx(JUST_BEFORE_2027))
         .events(),
     ];
     // Held 100 of 120: a capture would take lot-o2025's 70 and 30 of lot-o2026, so none of the due lot may go.
@@ -91,7 +153,7 @@ describe('ExpireLots', () => {
     const heldLess = [
       ...events,
       ...given(events)
-        .when(hold('h3', 'o9', 50), ctx(START_OF_2027))
+        .when(hold('h3', 'o9', 50), ctx(JUST_BEFORE_2027))
         .events(),
     ];
     // Held 50: they are lot-o2025's first 50; its other 20 are due and go.
@@ -104,7 +166,7 @@ describe('ExpireLots', () => {
 
   it('ends the same whether a live hold is captured before or after the run', () => {
     for (const points of [30, 50, 70, 100, 120]) {
-      const held = [...steps, [START_OF_2027, hold('h4', 'o9', points)]] as const;
+      const held = [...steps, [JUST_BEFORE_2027, hold('h4', 'o9', points)]] as const;
       const captureFirst = history([
         ...held,
         [START_OF_2027, capture('h4')],

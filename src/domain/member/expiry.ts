@@ -10,7 +10,7 @@ import type { Decision } from '../event.ts';
 import { invalidField } from '../errors.ts';
 import { LOTS_EXPIRED_PER_EVENT_MAX } from '../limits.ts';
 import { maxPoints, minPoints, subtractPoints, sumBy } from '../points.ts';
-import { normalizeIsoInstant } from '../time.ts';
+import { normalizeIsoInstant, type IsoInstant } from '../time.ts';
 import { parseWith } from '../validation.ts';
 import type { ExpireLots } from './commands.ts';
 import type { MemberContext } from './context.ts';
@@ -32,6 +32,17 @@ export function decideExpireLots(
     return { ok: false, error: invalidField('asOf', `must not be after the ledger's time ${now}`) };
   }
 
+  return { ok: true, events: dueLotExpiries(state, asOf, now) };
+}
+
+/**
+ * The LotsExpired events that take the lots due by `asOf` at `now`, except the points live holds count on
+ * (none when nothing is due). ExpireLots records them for its asOf; every other command records them for
+ * its own time before it decides (decider.ts), and the member view shows the state after them
+ * (src/queries/members.ts),
+ * so nothing past its expiry is spent or shown as spendable, whether or not `ledger expire` has run.
+ */
+export function dueLotExpiries(state: RegisteredMember, asOf: IsoInstant, now: IsoInstant): LotsExpired[] {
   // Lots are in consumption order (soonest expiry first), so the due ones come first, and so do the ones
   // a capture of the held points would take.
   let reserved = maxPoints(0, heldPoints(state, now));
@@ -52,5 +63,5 @@ export function decideExpireLots(
     balance = subtractPoints(balance, points);
     events.push({ type: 'LotsExpired', data: { asOf, lots, points, balanceAfter: balance, at: now } });
   }
-  return { ok: true, events };
+  return events;
 }

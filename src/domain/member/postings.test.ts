@@ -32,8 +32,8 @@ const events: MemberEvent[] = history([
   [T0, adjust('a1', 7)],
   [T0, adjust('a2', -2)],
   [T0, refund('r2', 'o1', 5_000)],
-  [T1, purchase('o2', 1_000)],
   [T1, expire(T1)],
+  [T1, purchase('o2', 1_000)],
 ]);
 
 describe('postingsFor', () => {
@@ -109,8 +109,8 @@ describe('movementsOf', () => {
       ['adjusted', -2, 40],
       ['reversed', -50, -10],
       ['restored', 15, 5],
-      ['earned', 10, 15],
-      ['expired', -5, 10],
+      ['expired', -5, 0],
+      ['earned', 10, 10],
     ]);
     expect(movements[3]).toMatchObject({ suffix: '', orderId: 'o1' });
     expect(movements[4]).toMatchObject({ suffix: 'restored', orderId: 'o1' });
