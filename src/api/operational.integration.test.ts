@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
 import { get, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import { expectProblem, registerMember, uniqueId } from '../../test/helpers/api.ts';
-import { latestVersion } from '../db/migrate.ts';
+import { withSchemaFromNewerBuild } from '../../test/helpers/schema.ts';
 
 const database = useTestDatabase();
 let ledger: TestLedger;
@@ -31,17 +31,9 @@ describe('GET /healthz and /readyz', () => {
   });
 
   it('/readyz stays 200 when a newer build has migrated the schema further (a rollout in progress)', async () => {
-    const pool = ledger.runtime.pool;
-    const newer = latestVersion() + 1;
-    await pool.query(
-      `INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, 'from-a-newer-build', ?, UTC_TIMESTAMP(3))`,
-      [newer, '0'.repeat(64)],
-    );
-    try {
+    await withSchemaFromNewerBuild(ledger.runtime.pool, async () => {
       expect((await ledger.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
-    } finally {
-      await pool.query('DELETE FROM schema_migrations WHERE version = ?', [newer]);
-    }
+    });
   });
 
   it('/readyz answers 503 problem+json on a database without the schema, while /healthz stays 200', async () => {

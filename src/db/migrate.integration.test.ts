@@ -1,6 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase, useTestDatabase } from '../../test/helpers/database.ts';
+import { withSchemaFromNewerBuild } from '../../test/helpers/schema.ts';
 import { latestVersion, migrate, schemaMismatch, schemaServes } from './migrate.ts';
 import { migrations } from './migrations/index.ts';
 import { statementText } from './migrations/migration.ts';
@@ -26,21 +27,14 @@ describe('schema migrations', () => {
 
   it('a schema migrated by a newer build still serves this one (a rollout keeps the old pods ready), but the audit and export want their own version', async () => {
     const pool = database.current.pool;
-    const newer = latestVersion() + 1;
-    await pool.query(
-      `INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, 'from-a-newer-build', ?, UTC_TIMESTAMP(3))`,
-      [newer, '0'.repeat(64)],
-    );
-    try {
+    await withSchemaFromNewerBuild(pool, async (newer) => {
       expect(await schemaServes(pool)).toBe(true);
       expect(await schemaMismatch(pool)).toBe(
         `the schema is at version ${newer}, newer than this build's ${latestVersion()}; run the newer build`,
       );
       // This build's migrate still has nothing to do.
       expect((await migrate(pool)).applied).toEqual([]);
-    } finally {
-      await pool.query('DELETE FROM schema_migrations WHERE version = ?', [newer]);
-    }
+    });
   });
 
   it('runs safely from several processes at once', async () => {
@@ -82,14 +76,22 @@ async function indexesOf(pool: Pool, table: string): Promise<Record<string, stri
 describe('migration 6: the ledger entries time index carries the per-store columns', () => {
   const coveringIndex = 'tenant_id,at,store_id,kind,partition_no,position,points';
 
-  it('upgrades a version-5 schema with entries in it, and a rerun changes nothing', async () => {
+  /** A fresh database migrated by the release before: versions 1-5. */
+  async function atVersion5(fn: (pool: Pool) => Promise<void>): Promise<void> {
     const database = await createTestDatabase({ migrate: false });
     try {
-      const pool = database.pool;
       await migrate(
-        pool,
+        database.pool,
         migrations.filter((m) => m.version <= 5),
       );
+      await fn(database.pool);
+    } finally {
+      await database.drop();
+    }
+  }
+
+  it('upgrades a version-5 schema with entries in it, and a rerun changes nothing', async () => {
+    await atVersion5(async (pool) => {
       expect((await indexesOf(pool, 'ledger_entries'))['ledger_entries_by_time']).toBe('tenant_id,at');
       await pool.query(
         `INSERT INTO ledger_entries (tenant_id, member_id, stream_version, movement_no, entry_id, partition_no, position,
@@ -103,19 +105,11 @@ describe('migration 6: the ledger entries time index carries the per-store colum
       expect((await migrate(pool)).applied).toEqual([]);
       const [rows] = await pool.query<RowDataPacket[]>('SELECT points FROM ledger_entries');
       expect(rows.map((r) => Number(r['points']))).toEqual([120]);
-    } finally {
-      await database.drop();
-    }
+    });
   });
 
   it('finishes after a crash between its two statements: the guarded ADD INDEX is skipped, the DROP runs', async () => {
-    const database = await createTestDatabase({ migrate: false });
-    try {
-      const pool = database.pool;
-      await migrate(
-        pool,
-        migrations.filter((m) => m.version <= 5),
-      );
+    await atVersion5(async (pool) => {
       // What the first statement left behind before the process died.
       await pool.query(
         `ALTER TABLE ledger_entries ADD INDEX ledger_entries_by_time_store (${coveringIndex})`,
@@ -124,8 +118,6 @@ describe('migration 6: the ledger entries time index carries the per-store colum
       const indexes = await indexesOf(pool, 'ledger_entries');
       expect(indexes['ledger_entries_by_time_store']).toBe(coveringIndex);
       expect(indexes['ledger_entries_by_time']).toBeUndefined();
-    } finally {
-      await database.drop();
-    }
+    });
   });
 });

@@ -33,22 +33,20 @@ describe('ExpireLots', () => {
     [T2026, redeem('o9', 30)],
   ] as const;
   const events = history(steps);
+  /** Balance 120: lot-o2025's 70 are due at the first instant of 2027, lot-o2026's 50 are not. */
+  const expiry = {
+    type: 'LotsExpired',
+    data: {
+      asOf: START_OF_2027,
+      lots: [{ lotId: 'lot-o2025', points: 70 }],
+      points: 70,
+      balanceAfter: 50,
+      at: START_OF_2027,
+    },
+  } as const;
 
   it('expires lots due as of the year end, the remaining points only', () => {
-    given(events)
-      .when(expire(START_OF_2027), ctx(START_OF_2027))
-      .then([
-        {
-          type: 'LotsExpired',
-          data: {
-            asOf: START_OF_2027,
-            lots: [{ lotId: 'lot-o2025', points: 70 }],
-            points: 70,
-            balanceAfter: 50,
-            at: START_OF_2027,
-          },
-        },
-      ]);
+    given(events).when(expire(START_OF_2027), ctx(START_OF_2027)).then([expiry]);
   });
 
   it('expires nothing a millisecond before the lot is due', () => {
@@ -63,17 +61,6 @@ describe('ExpireLots', () => {
   });
 
   it('due lots are expired by the next command, before it decides, whether or not a sweep has run', () => {
-    // Balance 120: lot-o2025 70 (due at the first instant of 2027), lot-o2026 50.
-    const expiry = {
-      type: 'LotsExpired',
-      data: {
-        asOf: START_OF_2027,
-        lots: [{ lotId: 'lot-o2025', points: 70 }],
-        points: 70,
-        balanceAfter: 50,
-        at: START_OF_2027,
-      },
-    };
     // A millisecond before, the due lot is still spendable.
     expect(
       given(events)
