@@ -38,9 +38,9 @@ import { LEDGER_ENTRY_VALUE_COLUMNS } from '../projections/tables.ts';
 import {
   encodeRecent,
   evaluateTags,
+  loadTagRuleSet,
   withPurchase,
   type CategoryPurchases,
-  type TagRule,
 } from '../projections/tags.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
@@ -362,7 +362,7 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
     const checkpoints = new Map(
       checkpointRows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]),
     );
-    const rules = await tagRulesIn(connection, tenantId);
+    const rules = await loadTagRuleSet(connection, tenantId);
     // Tags are compared where the partition's projector has re-derived them under the current rules; while
     // a rule change is being applied (or not yet noticed) they are a mix of old and new, by design.
     const tagsCurrent = new Set(
@@ -719,30 +719,6 @@ async function rowsOfMember(cursor: KeysetCursor<KeyedRow>, member: string): Pro
     if (cursor.peek()?.memberId !== member) return rows;
     rows.push(cursor.next()!);
   }
-}
-
-/** The tenant's tag rules and their version, read in the unit's snapshot. */
-async function tagRulesIn(
-  connection: PoolConnection,
-  tenantId: string,
-): Promise<{ version: number; rules: TagRule[] }> {
-  const [versionRows] = await connection.query<RowDataPacket[]>(
-    'SELECT version FROM tag_rule_sets WHERE tenant_id = ?',
-    [tenantId],
-  );
-  const [ruleRows] = await connection.query<RowDataPacket[]>(
-    'SELECT category, tag_pattern, min_purchases, window_days FROM tag_rules WHERE tenant_id = ?',
-    [tenantId],
-  );
-  return {
-    version: versionRows[0] === undefined ? 0 : sqlInt(versionRows[0]['version']),
-    rules: ruleRows.map((row) => ({
-      category: String(row['category']),
-      tagPattern: String(row['tag_pattern']),
-      minPurchases: sqlInt(row['min_purchases']),
-      windowDays: sqlInt(row['window_days']),
-    })),
-  };
 }
 
 type Add = (d: Omit<Discrepancy, 'tenantId' | 'memberId' | 'streamId'>) => void;

@@ -13,14 +13,13 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, sqlTimeToIso, type Pool, type PoolConnection } from '../db/pool.ts';
+import { STORE_MOVEMENT_KINDS } from '../domain/member/index.ts';
 import { addDaysToLocalDate, localDate, startOfLocalDateIso, type LocalDate } from '../domain/time.ts';
 import type { DiscrepancyLog } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
-/** The movement kinds a store's day adds up (adjustments and expiries belong to no store). */
-const STORE_KINDS = ['earned', 'redeemed', 'reversed', 'restored'] as const;
-const STORE_KINDS_SQL = STORE_KINDS.map((kind) => `'${kind}'`).join(', ');
-const COLUMNS = [...STORE_KINDS.map((kind) => `${kind}_points`), 'movements'] as const;
+const STORE_KINDS_SQL = STORE_MOVEMENT_KINDS.map((kind) => `'${kind}'`).join(', ');
+const COLUMNS = [...STORE_MOVEMENT_KINDS.map((kind) => `${kind}_points`), 'movements'] as const;
 
 /** Local days [fromDay, toDay) of one tenant; null is open-ended. */
 export interface StoreDayRange {
@@ -149,7 +148,7 @@ async function sumsByStore(
 
 /** The day's expected sums per store and partition, from the ledger entries (columns as COLUMNS). */
 const ENTRY_SUMS_SQL = `SELECT store_id, partition_no,
-    ${STORE_KINDS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}_points`).join(', ')},
+    ${STORE_MOVEMENT_KINDS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}_points`).join(', ')},
     COUNT(*) AS movements
   FROM ledger_entries
   WHERE tenant_id = ? AND at >= ? AND at < ? AND store_id IS NOT NULL AND kind IN (${STORE_KINDS_SQL})

@@ -18,10 +18,17 @@ import { z } from 'zod';
 import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlInt, type Pool } from '../db/pool.ts';
 import { addPoints } from '../domain/points.ts';
-import { movementsOf, type LotCredit, type MemberEvent, type MovementKind } from '../domain/member/index.ts';
+import {
+  movementsOf,
+  STORE_MOVEMENT_KINDS,
+  type LotCredit,
+  type MemberEvent,
+  type MovementKind,
+  type StoreMovementKind,
+} from '../domain/member/index.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import { forEachLimited } from '../projections/engine.ts';
-import { MOVEMENT_COLUMNS, STORE_COLUMNS, type StoreKind } from './ledger-pass.ts';
+import { MOVEMENT_COLUMNS } from './ledger-pass.ts';
 import type { Period } from './period.ts';
 
 export const EVENT_PASS_PAGE_EVENTS = 5_000;
@@ -76,7 +83,7 @@ export interface EventTotals {
   opening: number;
   closing: number;
   movements: Record<MovementKind, number>;
-  stores: Map<string, Record<StoreKind, number>>;
+  stores: Map<string, Record<StoreMovementKind, number>>;
   /** Member events recorded in the period. */
   periodEvents: number;
   /** Breakage inputs: points put into lots that had expired by the end of the period, and points expired by then. */
@@ -193,7 +200,7 @@ export async function recomputeFromEvents(
           totals.movements[movement.kind] = addPoints(totals.movements[movement.kind], movement.points);
           if (
             movement.storeId !== undefined &&
-            (STORE_COLUMNS as readonly string[]).includes(movement.kind)
+            (STORE_MOVEMENT_KINDS as readonly string[]).includes(movement.kind)
           ) {
             let store = totals.stores.get(movement.storeId);
             if (store === undefined)
@@ -201,7 +208,7 @@ export async function recomputeFromEvents(
                 movement.storeId,
                 (store = { earned: 0, redeemed: 0, reversed: 0, restored: 0 }),
               );
-            const kind = movement.kind as StoreKind;
+            const kind = movement.kind as StoreMovementKind;
             store[kind] = addPoints(store[kind], movement.points);
           }
         }

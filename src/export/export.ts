@@ -17,7 +17,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { Clock } from '../clock.ts';
 import { sqlInt, type Pool } from '../db/pool.ts';
 import { addPoints, pointsToFen } from '../domain/points.ts';
-import type { MovementKind } from '../domain/member/index.ts';
+import { STORE_MOVEMENT_KINDS, type MovementKind, type StoreMovementKind } from '../domain/member/index.ts';
 import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { drainTenant } from './drain.ts';
@@ -30,14 +30,7 @@ import {
 } from './event-pass.ts';
 import { previousPeriodExport, recordExportRun, type PreviousExport } from './export-runs.ts';
 import { csvField, HashedFileWriter, sha256OfFile } from './files.ts';
-import {
-  forEachMemberRow,
-  MOVEMENT_COLUMNS,
-  STORE_COLUMNS,
-  storeDailyTotals,
-  storeRows,
-  type StoreKind,
-} from './ledger-pass.ts';
+import { forEachMemberRow, MOVEMENT_COLUMNS, storeDailyTotals, storeRows } from './ledger-pass.ts';
 import { resolvePeriod, tenantAsOf, type Period } from './period.ts';
 
 /** How long the export waits for projectors to reach the heads it fixed, after its own drain. */
@@ -364,11 +357,17 @@ async function writeExport(
     });
     const storeList = await storesFromRows;
     await stores.line(STORES_HEADER, false);
-    const storeTotals: Record<StoreKind, number> = { earned: 0, redeemed: 0, reversed: 0, restored: 0 };
+    const storeTotals: Record<StoreMovementKind, number> = {
+      earned: 0,
+      redeemed: 0,
+      reversed: 0,
+      restored: 0,
+    };
     for (const row of storeList) {
-      for (const kind of STORE_COLUMNS) storeTotals[kind] = addPoints(storeTotals[kind], row.movements[kind]);
+      for (const kind of STORE_MOVEMENT_KINDS)
+        storeTotals[kind] = addPoints(storeTotals[kind], row.movements[kind]);
       await stores.line(
-        [csvField(row.storeId), ...STORE_COLUMNS.map((kind) => row.movements[kind])].join(','),
+        [csvField(row.storeId), ...STORE_MOVEMENT_KINDS.map((kind) => row.movements[kind])].join(','),
       );
     }
     const balancesFile = await balances.close();
@@ -418,7 +417,11 @@ async function writeExport(
     const storeIds = new Set([...storeList.map((s) => s.storeId), ...events.stores.keys()]);
     const byStore = new Map(storeList.map((s) => [s.storeId, s.movements]));
     for (const storeId of storeIds) {
-      const diffs = sumsEqual(byStore.get(storeId) ?? {}, events.stores.get(storeId) ?? {}, STORE_COLUMNS);
+      const diffs = sumsEqual(
+        byStore.get(storeId) ?? {},
+        events.stores.get(storeId) ?? {},
+        STORE_MOVEMENT_KINDS,
+      );
       if (diffs.length > 0) storeDiffs.push(`${storeId} (${diffs.join(', ')})`);
     }
     check(
@@ -428,7 +431,7 @@ async function writeExport(
         ? `every store's movements equal their recomputation from the events (${storeList.length} stores)`
         : `stores differ: ${storeDiffs.slice(0, 10).join('; ')}`,
     );
-    const storeVsRows = sumsEqual(storeTotals, movements, STORE_COLUMNS);
+    const storeVsRows = sumsEqual(storeTotals, movements, STORE_MOVEMENT_KINDS);
     check(
       'stores-match-balances',
       storeVsRows.length === 0,
@@ -439,7 +442,7 @@ async function writeExport(
     const daily = await storeDailyTotals(pool, tenantId, period);
     const dailyDiffs: string[] = [];
     for (const storeId of new Set([...daily.keys(), ...byStore.keys()])) {
-      const diffs = sumsEqual(byStore.get(storeId) ?? {}, daily.get(storeId) ?? {}, STORE_COLUMNS);
+      const diffs = sumsEqual(byStore.get(storeId) ?? {}, daily.get(storeId) ?? {}, STORE_MOVEMENT_KINDS);
       if (diffs.length > 0) dailyDiffs.push(`${storeId} (${diffs.join(', ')})`);
     }
     check(
@@ -512,7 +515,7 @@ async function writeExport(
           ...Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [`${kind}_points`, movements[kind]])),
           closing_points: closing,
         },
-        stores: Object.fromEntries(STORE_COLUMNS.map((kind) => [`${kind}_points`, storeTotals[kind]])),
+        stores: Object.fromEntries(STORE_MOVEMENT_KINDS.map((kind) => [`${kind}_points`, storeTotals[kind]])),
       },
       pointValueFen: input.pointValueFen,
       liabilityFen,

@@ -7,7 +7,7 @@
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, type Pool } from '../db/pool.ts';
-import type { MovementKind } from '../domain/member/index.ts';
+import { STORE_MOVEMENT_KINDS, type MovementKind, type StoreMovementKind } from '../domain/member/index.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import type { Period } from './period.ts';
 
@@ -20,13 +20,6 @@ export const MOVEMENT_COLUMNS: readonly MovementKind[] = [
   'reversed',
   'restored',
 ];
-export const STORE_COLUMNS = [
-  'earned',
-  'redeemed',
-  'reversed',
-  'restored',
-] as const satisfies readonly MovementKind[];
-export type StoreKind = (typeof STORE_COLUMNS)[number];
 
 export interface MemberRow {
   memberId: string;
@@ -39,7 +32,7 @@ export interface MemberRow {
 
 export interface StoreRow {
   storeId: string;
-  movements: Record<StoreKind, number>;
+  movements: Record<StoreMovementKind, number>;
 }
 
 /** `position <= head of its partition`, as one CASE over the partition number (16 placeholders). */
@@ -123,16 +116,16 @@ export async function storeRows(
 ): Promise<StoreRow[]> {
   const bound = positionBound(heads);
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT store_id, ${STORE_COLUMNS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`).join(', ')}
+    `SELECT store_id, ${STORE_MOVEMENT_KINDS.map((kind) => `SUM(CASE WHEN kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`).join(', ')}
      FROM ledger_entries
-     WHERE tenant_id = ? AND at >= ? AND at < ? AND store_id IS NOT NULL AND kind IN (${STORE_COLUMNS.map((k) => `'${k}'`).join(', ')}) AND ${bound.sql}
+     WHERE tenant_id = ? AND at >= ? AND at < ? AND store_id IS NOT NULL AND kind IN (${STORE_MOVEMENT_KINDS.map((k) => `'${k}'`).join(', ')}) AND ${bound.sql}
      GROUP BY store_id ORDER BY store_id`,
     [tenantId, isoToSqlTime(period.fromAt), isoToSqlTime(period.toAt), ...bound.params],
   );
   return rows.map((row) => ({
     storeId: String(row['store_id']),
-    movements: Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
-      StoreKind,
+    movements: Object.fromEntries(STORE_MOVEMENT_KINDS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
+      StoreMovementKind,
       number
     >,
   }));
@@ -143,16 +136,19 @@ export async function storeDailyTotals(
   pool: Pool,
   tenantId: string,
   period: Period,
-): Promise<Map<string, Record<StoreKind, number>>> {
+): Promise<Map<string, Record<StoreMovementKind, number>>> {
   const [rows] = await pool.query<RowDataPacket[]>(
-    `SELECT store_id, ${STORE_COLUMNS.map((kind) => `SUM(${kind}_points) AS ${kind}`).join(', ')}
+    `SELECT store_id, ${STORE_MOVEMENT_KINDS.map((kind) => `SUM(${kind}_points) AS ${kind}`).join(', ')}
      FROM store_daily_totals WHERE tenant_id = ? AND day >= ? AND day < ? GROUP BY store_id`,
     [tenantId, period.from, period.to],
   );
   return new Map(
     rows.map((row) => [
       String(row['store_id']),
-      Object.fromEntries(STORE_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<StoreKind, number>,
+      Object.fromEntries(STORE_MOVEMENT_KINDS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
+        StoreMovementKind,
+        number
+      >,
     ]),
   );
 }

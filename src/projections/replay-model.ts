@@ -13,6 +13,7 @@ import {
   initialMemberState,
   movementsOf,
   postingsFor,
+  STORE_MOVEMENT_KINDS,
   type MemberEvent,
   type MemberState,
 } from '../domain/member/index.ts';
@@ -120,11 +121,11 @@ export async function replayModel(
         ].join(' ');
         if (
           movement.storeId !== undefined &&
-          ['earned', 'redeemed', 'reversed', 'restored'].includes(movement.kind)
+          (STORE_MOVEMENT_KINDS as readonly string[]).includes(movement.kind)
         ) {
           const key = `${localDate(event.data.at, zone)}/${movement.storeId}`;
           const sums = (storeDays[key] ??= [0, 0, 0, 0]);
-          sums[['earned', 'redeemed', 'reversed', 'restored'].indexOf(movement.kind)]! += movement.points;
+          sums[(STORE_MOVEMENT_KINDS as readonly string[]).indexOf(movement.kind)]! += movement.points;
         }
       });
       for (const posting of postingsFor(event)) add(content.totals, posting.account, posting.points);

@@ -13,7 +13,14 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { assert } from '../domain/assert.ts';
 import { CATEGORY_CHARS_MAX } from '../domain/limits.ts';
 import { addDaysIso } from '../domain/time.ts';
-import { inTransaction, isoToSqlTime, sqlInt, sqlTimeToIso, type Pool } from '../db/pool.ts';
+import {
+  inTransaction,
+  isoToSqlTime,
+  sqlInt,
+  sqlTimeToIso,
+  type Pool,
+  type PoolConnection,
+} from '../db/pool.ts';
 import { isCanonicalInstantFast } from './sql-time.ts';
 import { LIVE_TABLES } from './tables.ts';
 
@@ -142,10 +149,13 @@ export interface TagRuleSet {
   rules: TagRule[];
 }
 
-/** The tenant's rules. Reads the version first: a rule change racing this read leaves a stale version, never stale rules under a new version. */
-export async function loadTagRuleSet(pool: Pool, tenantId: string): Promise<TagRuleSet> {
-  const version = await tagRulesVersion(pool, tenantId);
-  const [rows] = await pool.query<RowDataPacket[]>(
+/**
+ * The tenant's rules. Reads the version first: a rule change racing this read leaves a stale version, never
+ * stale rules under a new version. On a connection inside a snapshot (the audit) both reads agree exactly.
+ */
+export async function loadTagRuleSet(db: Pool | PoolConnection, tenantId: string): Promise<TagRuleSet> {
+  const version = await tagRulesVersion(db, tenantId);
+  const [rows] = await db.query<RowDataPacket[]>(
     'SELECT category, tag_pattern, min_purchases, window_days FROM tag_rules WHERE tenant_id = ? ORDER BY category, tag_pattern',
     [tenantId],
   );
@@ -160,8 +170,8 @@ export async function loadTagRuleSet(pool: Pool, tenantId: string): Promise<TagR
   };
 }
 
-export async function tagRulesVersion(pool: Pool, tenantId: string): Promise<number> {
-  const [rows] = await pool.query<RowDataPacket[]>('SELECT version FROM tag_rule_sets WHERE tenant_id = ?', [
+export async function tagRulesVersion(db: Pool | PoolConnection, tenantId: string): Promise<number> {
+  const [rows] = await db.query<RowDataPacket[]>('SELECT version FROM tag_rule_sets WHERE tenant_id = ?', [
     tenantId,
   ]);
   return rows[0] === undefined ? 0 : sqlInt(rows[0]['version']);

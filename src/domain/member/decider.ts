@@ -122,6 +122,15 @@ function assertPostconditions(
       `${event.type}: postings disagree with the balance`,
     );
   }
+  // Invariant 2 through the housekeeping: releasing holds only frees points, and expiry takes none a live
+  // hold counts on, so `available` may fall to zero there but never below where it stood.
+  if (initial.registered && before.registered) {
+    const availableInitially = availablePoints(initial, ctx.now);
+    assert(
+      availablePoints(before, ctx.now) >= Math.min(0, availableInitially),
+      `releasing holds and expiring lots took available below ${Math.min(0, availableInitially)}`,
+    );
+  }
   if (command.type === 'RefundPurchase' || !before.registered || !after.registered) return;
   const availableBefore = availablePoints(before, ctx.now);
   const availableAfter = availablePoints(after, ctx.now);

@@ -10,6 +10,18 @@ import type { MemberEvent } from './events.ts';
 /** Named like the finance export's columns. */
 export type MovementKind = 'earned' | 'redeemed' | 'expired' | 'adjusted' | 'reversed' | 'restored';
 
+/**
+ * The movements a store's figures add up (stores.csv, store_daily_totals): adjustments and expiries
+ * belong to no store. A refund's reversal and restore count at the refunding store.
+ */
+export const STORE_MOVEMENT_KINDS = [
+  'earned',
+  'redeemed',
+  'reversed',
+  'restored',
+] as const satisfies readonly MovementKind[];
+export type StoreMovementKind = (typeof STORE_MOVEMENT_KINDS)[number];
+
 export type Movement = Readonly<{
   kind: MovementKind;
   /** Signed: + credits the member, - debits. Never 0. */
