@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
+  databaseErrorCause,
   flavourOf,
+  isTransientDatabaseError,
   isoToSqlTime,
   loggableError,
   parseDatabaseUrl,
@@ -10,6 +12,25 @@ import {
 } from './pool.ts';
 
 describe('database helpers', () => {
+  it('tells an error the same request may not meet again from a bug', () => {
+    const driverError = (code: string, message = code) => Object.assign(new Error(message), { code });
+    for (const code of ['PROTOCOL_CONNECTION_LOST', 'ECONNREFUSED', 'ECONNRESET', 'ER_SERVER_SHUTDOWN']) {
+      expect(isTransientDatabaseError(driverError(code)), code).toBe(true);
+    }
+    expect(isTransientDatabaseError(driverError('ER_LOCK_WAIT_TIMEOUT'))).toBe(true);
+    expect(
+      isTransientDatabaseError(new Error("Can't add new command when connection is in closed state")),
+    ).toBe(true);
+    for (const code of ['ER_PARSE_ERROR', 'ER_DUP_ENTRY', 'ER_NO_SUCH_TABLE', 'ER_BAD_NULL_ERROR']) {
+      expect(isTransientDatabaseError(driverError(code)), code).toBe(false);
+    }
+    expect(isTransientDatabaseError(new TypeError('x is undefined'))).toBe(false);
+    expect(isTransientDatabaseError('ECONNRESET')).toBe(false);
+    expect(isTransientDatabaseError(null)).toBe(false);
+    expect(databaseErrorCause(driverError('ECONNRESET', 'read ECONNRESET'))).toBe('ECONNRESET');
+    expect(databaseErrorCause(new Error('no code here'))).toBe('no code here');
+  });
+
   it('tells TiDB, MariaDB and MySQL apart by VERSION()', () => {
     expect(flavourOf('8.0.11-TiDB-v7.5.1')).toBe('tidb');
     expect(flavourOf('10.11.19-MariaDB-0+deb12u1')).toBe('mariadb');

@@ -184,6 +184,45 @@ export function loggableError(error: unknown): unknown {
   return copy;
 }
 
+/**
+ * Errors that mean the database link broke, the server went away or is refusing connections, or a lock
+ * could not be had in time: nothing about the request was wrong, and the same request may succeed when
+ * sent again. What cutting a connection, killing the server, its restart and a saturated server produce
+ * (docs/reliability.md). A command that met one may or may not have committed: its retry under the same
+ * Idempotency-Key says which.
+ */
+const DATABASE_TRANSIENT_CODES: ReadonlySet<string> = new Set([
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'ER_CON_COUNT_ERROR',
+  'ER_LOCK_DEADLOCK',
+  'ER_LOCK_WAIT_TIMEOUT',
+]);
+/** mysql2's message for a query sent on a connection that has already closed (it carries no code). */
+const CLOSED_CONNECTION_MESSAGE = "Can't add new command when connection is in closed state";
+
+/** The error's code as the driver names it (or, for the closed-connection error, its message). */
+export function databaseErrorCause(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return String(error).slice(0, 100);
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && code !== '') return code;
+  return String(message ?? 'unknown').slice(0, 100);
+}
+
+/** True for an error the same request may not meet again (DATABASE_TRANSIENT_CODES); false for bugs. */
+export function isTransientDatabaseError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const cause = databaseErrorCause(error);
+  return DATABASE_TRANSIENT_CODES.has(cause) || cause === CLOSED_CONNECTION_MESSAGE;
+}
+
 export function sqlErrno(error: unknown): number | undefined {
   if (typeof error === 'object' && error !== null && 'errno' in error) {
     const errno = (error as { errno: unknown }).errno;

@@ -1,7 +1,10 @@
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import { problem, problemHttpResponse, sendProblem, type Problem } from '../problem.ts';
-import { loggableError } from '../../db/pool.ts';
+import { isTransientDatabaseError, loggableError } from '../../db/pool.ts';
+
+/** Seconds a client is asked to wait before it retries a request the database could not serve. */
+export const DATABASE_RETRY_AFTER_SECONDS = 1;
 
 interface ValidationEntry {
   keyword?: string;
@@ -12,8 +15,8 @@ interface ValidationEntry {
 
 /**
  * Every error leaves as problem+json: validation, malformed JSON, wrong content type, oversized bodies,
- * unknown routes, rate limits, shutdown, and bugs (a 500 with no stack trace or SQL text; the log has the
- * detail).
+ * unknown routes, rate limits, shutdown, a database that cannot serve the request (503 with Retry-After),
+ * and bugs (a 500 with no stack trace or SQL text; the log has the detail).
  */
 export function registerErrorHandling(app: FastifyInstance): void {
   // Once close() has begun, a request still reaching the server (on a kept-alive or pipelined connection)
@@ -92,6 +95,23 @@ export function registerErrorHandling(app: FastifyInstance): void {
         problem(error.statusCode, 'validation-failed', 'the request could not be read', {
           errors: [{ path: 'request', message: 'unreadable request' }],
         }),
+      );
+    }
+    if (isTransientDatabaseError(error)) {
+      // Not a bug: the database link broke, the server is restarting, or a lock was not had in time. A
+      // 503 tells the till to retry (a 500 would page an operator for a network blip); the log keeps the
+      // cause at warn.
+      request.log.warn({ err: loggableError(error) }, 'request failed: database unavailable');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendProblem(
+        reply,
+        problem(
+          503,
+          'service-unavailable',
+          request.method === 'POST'
+            ? 'the database could not complete this request; it may or may not have taken effect: send it again with the same Idempotency-Key, which answers what was recorded'
+            : 'the database could not complete this request; retry',
+        ),
       );
     }
     request.log.error({ err: loggableError(error) }, 'request failed');
