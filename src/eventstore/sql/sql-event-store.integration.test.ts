@@ -210,6 +210,50 @@ describe('sql event store: commit order', () => {
   });
 });
 
+describe('sql event store: group commit', () => {
+  it('keeps committing to other partitions while a transaction holds one open', async () => {
+    const tenantId = 'lanes';
+    const { sameA, sameB, other } = streamsInPartitions();
+    let releaseHeld: () => void = () => undefined;
+    let heldReached: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
+    const store = new SqlEventStore(database.current.pool, {
+      beforeCommit: async (request: AppendRequest) => {
+        if (request.streamId === sameA) {
+          heldReached();
+          await held;
+        }
+      },
+    });
+    const append = (streamId: string, data: string) =>
+      store.append({ tenantId, streamId, expectedVersion: 'no-stream', events: [newEvent(tenantId, data)] });
+    await append('warm-up', 'W');
+
+    const first = append(sameA, 'A');
+    await reachedCommit;
+    // B waits in the queue for A's partition; it must not take the second transaction and stall it.
+    let secondDone = false;
+    const second = append(sameB, 'B').then((result) => {
+      secondDone = true;
+      return result;
+    });
+    const elsewhere = await Promise.race([
+      append(other, 'C'),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('an append to another partition waited on the held one')), 5_000),
+      ),
+    ]);
+    expect(elsewhere.events[0]!.partition).not.toBe(partitionOf(sameA));
+    expect(secondDone).toBe(false);
+
+    releaseHeld();
+    const [a, b] = await Promise.all([first, second]);
+    expect(b.events[0]!.partition).toBe(a.events[0]!.partition);
+    expect(b.events[0]!.position).toBe(a.events[0]!.position + 1);
+  });
+});
+
 describe('sql event store: tamper detection with direct SQL', () => {
   const tenantId = 'tamper';
 
