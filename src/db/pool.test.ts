@@ -37,12 +37,18 @@ describe('database helpers', () => {
     expect(flavourOf('8.0.36')).toBe('mysql');
   });
 
-  it('asks TiDB for pessimistic transactions, and every server for READ COMMITTED', () => {
+  it('asks TiDB for pessimistic transactions, every server for READ COMMITTED, and MariaDB to end idle transactions', () => {
     expect(sessionSettings('tidb')).toContain("SET SESSION tidb_txn_mode = 'pessimistic'");
     for (const flavour of ['tidb', 'mariadb', 'mysql'] as const) {
       expect(sessionSettings(flavour)[0]).toBe('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
     }
-    expect(sessionSettings('mariadb')).toHaveLength(1);
+    expect(sessionSettings('mariadb')).toContain('SET SESSION idle_transaction_timeout = 30');
+    expect(sessionSettings('mariadb', 2)).toContain('SET SESSION idle_transaction_timeout = 2');
+    for (const flavour of ['tidb', 'mysql'] as const) {
+      expect(sessionSettings(flavour).some((s) => s.includes('idle_transaction_timeout'))).toBe(false);
+    }
+    expect(() => sessionSettings('mariadb', 0)).toThrow(/idle transaction timeout/);
+    expect(() => sessionSettings('mariadb', 1.5)).toThrow(/idle transaction timeout/);
   });
 
   it('parses database URLs and refuses odd database names', () => {

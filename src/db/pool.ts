@@ -62,12 +62,34 @@ function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptio
   };
 }
 
+/**
+ * How long a transaction of the ledger may sit idle (open, no statement running) before MariaDB closes its
+ * connection and rolls it back. Every ledger transaction sends its statements back to back: the append
+ * holds a log partition's counter row for one round trip, a projector batch for its writes, an audit or
+ * export snapshot between two pages. A client that goes silent in the middle (its host lost, a network
+ * partition that drops packets without a reset) would otherwise keep its row locks until `wait_timeout`
+ * (8 hours by default): every process's appends to those partitions would wait 50 s
+ * (`innodb_lock_wait_timeout`) and fail, for hours. With the timeout they resume after it. MySQL 8 has no
+ * such setting, and TiDB has one only from 7.6 (`tidb_idle_transaction_timeout`): neither is set there
+ * (docs/operations.md, "Silent clients").
+ */
+export const IDLE_TRANSACTION_TIMEOUT_SECONDS = 30;
+
+export interface PoolSettings {
+  /** IDLE_TRANSACTION_TIMEOUT_SECONDS unless given (tests shorten it). */
+  idleTransactionTimeoutSeconds?: number;
+}
+
 /** Creates the database if missing, then a pool on it, with the session settings the ledger relies on. */
-export async function openPool(url: string, connectionLimit = POOL_CONNECTIONS_MAX): Promise<Pool> {
+export async function openPool(
+  url: string,
+  connectionLimit = POOL_CONNECTIONS_MAX,
+  poolSettings: PoolSettings = {},
+): Promise<Pool> {
   const target = parseDatabaseUrl(url);
   const flavour = await ensureDatabase(target);
   const pool = mysql.createPool(poolOptions(target, connectionLimit));
-  const settings = sessionSettings(flavour);
+  const settings = sessionSettings(flavour, poolSettings.idleTransactionTimeoutSeconds);
   // A connection runs its queries in order, so these run before anything else on it.
   pool.pool.on('connection', (connection) => {
     for (const statement of settings) connection.query(statement);
@@ -81,10 +103,21 @@ export async function openPool(url: string, connectionLimit = POOL_CONNECTIONS_M
  *   rests on row locks and unique keys, never on gap locks.
  * - TiDB: pessimistic transactions, so SELECT ... FOR UPDATE on a log partition's counter row waits for
  *   the holder as on MySQL (the order of positions depends on it) instead of failing at commit.
+ * - MariaDB: an idle transaction is ended after IDLE_TRANSACTION_TIMEOUT_SECONDS.
  */
-export function sessionSettings(flavour: ServerFlavour): string[] {
+export function sessionSettings(
+  flavour: ServerFlavour,
+  idleTransactionTimeoutSeconds = IDLE_TRANSACTION_TIMEOUT_SECONDS,
+): string[] {
+  if (!Number.isSafeInteger(idleTransactionTimeoutSeconds) || idleTransactionTimeoutSeconds < 1) {
+    throw new Error(
+      `idle transaction timeout must be a whole number of seconds >= 1, got ${idleTransactionTimeoutSeconds}`,
+    );
+  }
   const settings = ['SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED'];
   if (flavour === 'tidb') settings.push("SET SESSION tidb_txn_mode = 'pessimistic'");
+  if (flavour === 'mariadb')
+    settings.push(`SET SESSION idle_transaction_timeout = ${idleTransactionTimeoutSeconds}`);
   return settings;
 }
 

@@ -1,6 +1,8 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
+import { ChaosProxy } from '../../../scripts/chaos/proxy.ts';
 import { useTestDatabase } from '../../../test/helpers/database.ts';
+import { openPool } from '../../db/pool.ts';
 import { newId } from '../../ids.ts';
 import { eventStoreContract } from '../contract.testsuite.ts';
 import { partitionOf } from '../partition.ts';
@@ -251,6 +253,69 @@ describe('sql event store: group commit', () => {
     const [a, b] = await Promise.all([first, second]);
     expect(b.events[0]!.partition).toBe(a.events[0]!.partition);
     expect(b.events[0]!.position).toBe(a.events[0]!.position + 1);
+  });
+});
+
+describe('sql event store: a client that goes silent inside its transaction', () => {
+  it('loses its transaction after the idle timeout, and the partition it locked is writable again', async () => {
+    const tenantId = 'silent';
+    const { sameA, sameB } = streamsInPartitions();
+    const direct = new URL(database.current.url);
+    const proxy = new ChaosProxy('database', () => [Number(direct.port === '' ? 3306 : direct.port)]);
+    const proxied = new URL(database.current.url);
+    proxied.port = String(await proxy.listen());
+    const silentPool = await openPool(proxied.toString(), 2, { idleTransactionTimeoutSeconds: 2 });
+    try {
+      let silenced: () => void = () => undefined;
+      const wentSilent = new Promise<void>((resolve) => (silenced = resolve));
+      // The hook runs with the writes sent and the partition's counter row locked, just before COMMIT:
+      // from here on nothing this client sends reaches the server, and nothing comes back.
+      const silent = new SqlEventStore(silentPool, {
+        beforeCommit: async () => {
+          proxy.freeze();
+          silenced();
+        },
+      });
+      const plain = new SqlEventStore(database.current.pool);
+      await plain.append({
+        tenantId,
+        streamId: 'warm-up',
+        expectedVersion: 'no-stream',
+        events: [newEvent(tenantId)],
+      });
+      const lost = silent
+        .append({
+          tenantId,
+          streamId: sameA,
+          expectedVersion: 'no-stream',
+          events: [newEvent(tenantId, 'A')],
+        })
+        .then(
+          () => 'committed',
+          () => 'failed',
+        );
+      await wentSilent;
+      const started = Date.now();
+      const other = await Promise.race([
+        plain.append({
+          tenantId,
+          streamId: sameB,
+          expectedVersion: 'no-stream',
+          events: [newEvent(tenantId, 'B')],
+        }),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('the silent transaction still holds the partition')), 20_000),
+        ),
+      ]);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      expect(other.events[0]!.partition).toBe(partitionOf(sameA));
+      expect(await plain.readStream(tenantId, sameA)).toEqual([]);
+      await proxy.close();
+      expect(await lost).toBe('failed');
+    } finally {
+      await proxy.close();
+      await silentPool.end();
+    }
   });
 });
 
