@@ -12,8 +12,9 @@ import { appendBatch } from './append-transaction.ts';
  * up every till. The two never share a log partition: a request whose partition a transaction in flight
  * holds waits for it in the queue rather than inside a second transaction, where it would wait on the
  * partition's counter row and hold that transaction's other partitions with it. So a transaction that
- * stalls on one partition leaves the others writable, and the two commit side by side and can share an
- * fsync (100-event appends: 53,000-56,500 events/s against 35,400-39,300 without, BENCHMARKS.md). Each
+ * stalls on one partition leaves the others writable, and the two commit side by side (100-event appends:
+ * 51,100 and 54,100 events/s against 36,200 and 32,700 before, alternated; 1-event appends unchanged:
+ * BENCHMARKS.md). Each
  * request keeps its own outcome: a version conflict fails only that request; a duplicate command id or
  * unique key fails the statement, so the batch is rolled back and its requests are retried one by one to
  * tell whose key it was.
