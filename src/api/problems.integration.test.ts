@@ -11,6 +11,7 @@ import {
   uniqueId,
 } from '../../test/helpers/api.ts';
 import { ORDER_LINES_MAX } from '../domain/limits.ts';
+import { EventStoreBusyError } from '../eventstore/port.ts';
 import { REQUEST_BODY_BYTES_MAX } from './server.ts';
 
 /** Every error, whoever raises it, leaves as RFC 9457 problem+json and leaks nothing of the inside. */
@@ -222,6 +223,25 @@ describe('failures inside the server', () => {
     const response = await get(ledger.app, pos, `/v1/members/${memberId}/ledger`);
     expectProblem(response, 500, 'internal-error');
     expect(response.body).not.toContain('syntax');
+  });
+
+  it('an event store that turns an append away answers 503 with Retry-After; the retry records it', async () => {
+    vi.spyOn(ledger.runtime.store, 'append').mockRejectedValueOnce(new EventStoreBusyError(10_000));
+    const body = {
+      orderId: uniqueId('o'),
+      storeId: store,
+      lines: [{ sku: 'sku-1', category: 'otc', quantity: 1, amountFen: 1_000 }],
+    };
+    const key = newIdempotencyKey();
+    const before = await tenantFingerprint(database.current.pool, 'acme');
+    const busy = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
+    const problem = expectProblem(busy, 503, 'service-unavailable');
+    expect(busy.headers['retry-after']).toBe('1');
+    expect(problem['detail']).toContain('wrote nothing');
+    expect(await tenantFingerprint(database.current.pool, 'acme')).toBe(before);
+    const retried = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
+    expect(retried.statusCode, retried.body).toBe(201);
+    expect(retried.headers['idempotent-replayed']).toBeUndefined();
   });
 
   it('an assertion failing in the domain answers 500 without its message', async () => {

@@ -181,6 +181,17 @@ export class UniqueKeyError extends Error {
   }
 }
 
+/**
+ * The store turned the append away before writing anything: more appends are waiting than it queues
+ * (the database is slower than the requests arrive). Nothing was written; the same append may be sent again.
+ */
+export class EventStoreBusyError extends Error {
+  override name = 'EventStoreBusyError';
+  constructor(readonly waiting: number) {
+    super(`the event store is busy: ${waiting} appends are waiting; nothing was written`);
+  }
+}
+
 /** Argument outside the port's limits: a bug in the caller. */
 export class EventStoreUsageError extends Error {
   override name = 'EventStoreUsageError';

@@ -2,6 +2,7 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import type { Socket } from 'node:net';
 import { problem, problemHttpResponse, sendProblem, type Problem } from '../problem.ts';
 import { isTransientDatabaseError, loggableError } from '../../db/pool.ts';
+import { EventStoreBusyError } from '../../eventstore/port.ts';
 
 /** Seconds a client is asked to wait before it retries a request the database could not serve. */
 export const DATABASE_RETRY_AFTER_SECONDS = 1;
@@ -95,6 +96,18 @@ export function registerErrorHandling(app: FastifyInstance): void {
         problem(error.statusCode, 'validation-failed', 'the request could not be read', {
           errors: [{ path: 'request', message: 'unreadable request' }],
         }),
+      );
+    }
+    if (error instanceof EventStoreBusyError) {
+      request.log.warn({ err: error }, 'request failed: event store busy');
+      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+      return sendProblem(
+        reply,
+        problem(
+          503,
+          'service-unavailable',
+          'the ledger is busy and wrote nothing for this request; send it again (with the same Idempotency-Key)',
+        ),
       );
     }
     if (isTransientDatabaseError(error)) {

@@ -1,5 +1,5 @@
 import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Pool } from '../../db/pool.ts';
-import type { AppendRequest, AppendResult } from '../port.ts';
+import { EventStoreBusyError, type AppendRequest, type AppendResult } from '../port.ts';
 import { partitionOf } from '../partition.ts';
 import { appendBatch } from './append-transaction.ts';
 
@@ -21,6 +21,14 @@ import { appendBatch } from './append-transaction.ts';
  */
 export const GROUP_REQUESTS_MAX = 128;
 export const GROUP_EVENTS_MAX = 2_000;
+/**
+ * Appends that may wait for a transaction per store instance; the next one is turned away at once
+ * (EventStoreBusyError, answered 503 with Retry-After). Without a bound, a database that stalls lets the
+ * queue, and the memory holding every waiting request's events and snapshot, grow for as long as tills
+ * keep sending; with it, a till hears "retry" in milliseconds. About two seconds of appends at the rate
+ * measured on the 2-core machine (BENCHMARKS.md, bench:api).
+ */
+export const GROUP_QUEUE_REQUESTS_MAX = 10_000;
 /** Transactions in flight per store instance. */
 export const GROUP_TRANSACTIONS_IN_FLIGHT = 2;
 /** Deadlocks and lock-wait timeouts roll a transaction back whole; retrying it is safe. */
@@ -37,6 +45,8 @@ interface Pending {
 export interface GroupCommitOptions {
   /** Test hook: runs inside the transaction just before COMMIT, once per request in it. */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
+  /** GROUP_QUEUE_REQUESTS_MAX unless given (tests lower it). */
+  queueRequestsMax?: number;
   /** Maps a duplicate-key failure of a single request to the typed error the caller acts on. */
   explainDuplicate(request: AppendRequest, error: unknown): Promise<Error>;
 }
@@ -55,6 +65,8 @@ export class GroupCommitter {
   ) {}
 
   append(request: AppendRequest): Promise<AppendResult> {
+    const waitingMax = this.options.queueRequestsMax ?? GROUP_QUEUE_REQUESTS_MAX;
+    if (this.queue.length >= waitingMax) return Promise.reject(new EventStoreBusyError(this.queue.length));
     return new Promise<AppendResult>((resolve, reject) => {
       const partitionKey = `${request.tenantId}\u0000${partitionOf(request.streamId, this.partitions)}`;
       this.queue.push({ request, partitionKey, resolve, reject });

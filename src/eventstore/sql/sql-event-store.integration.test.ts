@@ -8,6 +8,7 @@ import { eventStoreContract } from '../contract.testsuite.ts';
 import { partitionOf } from '../partition.ts';
 import {
   ConcurrencyError,
+  EventStoreBusyError,
   DuplicateCommandError,
   UniqueKeyError,
   type AppendRequest,
@@ -43,6 +44,16 @@ function streamsInPartitions(): { sameA: string; sameB: string; other: string } 
     if (partitionOf(candidate) !== target && other === '') other = candidate;
   }
   return { sameA, sameB, other };
+}
+
+/** `count` stream ids in the log partition of `streamId`, other than it. */
+function streamsBeside(streamId: string, count: number): string[] {
+  const found: string[] = [];
+  for (let i = 0; found.length < count; i++) {
+    const candidate = `${streamId}-${i}`;
+    if (partitionOf(candidate) === partitionOf(streamId)) found.push(candidate);
+  }
+  return found;
 }
 
 /** A consumer as the projector runs it: per-partition checkpoints, reading forward. */
@@ -253,6 +264,46 @@ describe('sql event store: group commit', () => {
     const [a, b] = await Promise.all([first, second]);
     expect(b.events[0]!.partition).toBe(a.events[0]!.partition);
     expect(b.events[0]!.position).toBe(a.events[0]!.position + 1);
+  });
+});
+
+describe('sql event store: a bounded queue', () => {
+  it('turns an append away at once when as many wait as it queues, writing nothing for it', async () => {
+    const tenantId = 'queue';
+    const { sameA } = streamsInPartitions();
+    const [waitingA, waitingB, refused] = streamsBeside(sameA, 3) as [string, string, string];
+    let releaseHeld: () => void = () => undefined;
+    let heldReached: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
+    const store = new SqlEventStore(database.current.pool, {
+      queueRequestsMax: 2,
+      beforeCommit: async (request: AppendRequest) => {
+        if (request.streamId === sameA) {
+          heldReached();
+          await held;
+        }
+      },
+    });
+    const append = (streamId: string) =>
+      store.append({
+        tenantId,
+        streamId,
+        expectedVersion: 'no-stream',
+        events: [newEvent(tenantId, streamId)],
+      });
+    await append('warm-up');
+    const first = append(sameA);
+    await reachedCommit;
+    // The held transaction owns the partition: appends to it wait in the queue, which holds two.
+    const waiting = [append(waitingA), append(waitingB)];
+    await expect(append(refused)).rejects.toBeInstanceOf(EventStoreBusyError);
+    releaseHeld();
+    await Promise.all([first, ...waiting]);
+    expect(await store.readStream(tenantId, refused)).toEqual([]);
+    expect(await store.readStream(tenantId, waitingB)).toHaveLength(1);
+    // With the queue drained, the refused append goes through when sent again.
+    expect((await append(refused)).streamVersion).toBe(1);
   });
 });
 

@@ -26,6 +26,8 @@ import {
 export interface SqlEventStoreOptions {
   /** Test hook: runs inside the append transaction just before COMMIT (to force commit interleavings). */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
+  /** Appends that may wait for a transaction (GROUP_QUEUE_REQUESTS_MAX unless given). */
+  queueRequestsMax?: number;
 }
 
 /**
@@ -46,6 +48,7 @@ export class SqlEventStore implements EventStore {
   ) {
     this.committer = new GroupCommitter(pool, this.partitions, {
       ...(options.beforeCommit === undefined ? {} : { beforeCommit: options.beforeCommit }),
+      ...(options.queueRequestsMax === undefined ? {} : { queueRequestsMax: options.queueRequestsMax }),
       explainDuplicate: (request, error) => this.explainDuplicate(request, error),
     });
   }
