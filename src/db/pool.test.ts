@@ -18,6 +18,8 @@ describe('database helpers', () => {
       expect(isTransientDatabaseError(driverError(code)), code).toBe(true);
     }
     expect(isTransientDatabaseError(driverError('ER_LOCK_WAIT_TIMEOUT'))).toBe(true);
+    expect(isTransientDatabaseError(driverError('ENOTFOUND', 'getaddrinfo ENOTFOUND db'))).toBe(true);
+    expect(isTransientDatabaseError(new Error('Queue limit reached.'))).toBe(true);
     expect(
       isTransientDatabaseError(new Error("Can't add new command when connection is in closed state")),
     ).toBe(true);

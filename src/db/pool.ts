@@ -5,6 +5,12 @@ export type { Pool, PoolConnection };
 
 /** Connections per process pool. Enough for 32 concurrent appends; TiDB and MySQL both take far more. */
 export const POOL_CONNECTIONS_MAX = 40;
+/**
+ * Requests for a connection that may wait while all of the pool's are in use; the next fails at once
+ * ('Queue limit reached.', answered 503 with Retry-After, isTransientDatabaseError). Without a bound, a
+ * database that stalls lets every arriving request wait, holding its memory, for as long as it stalls.
+ */
+export const POOL_WAITING_REQUESTS_MAX = 10_000;
 
 export interface DatabaseTarget {
   host: string;
@@ -32,11 +38,15 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
 }
 
 function serverOptions(target: DatabaseTarget): PoolOptions {
-  const { database: _database, ...options } = poolOptions(target, 1);
+  const { database: _database, queueLimit: _queueLimit, ...options } = poolOptions(target, 1);
   return options;
 }
 
-function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptions {
+function poolOptions(
+  target: DatabaseTarget,
+  connectionLimit: number,
+  queueLimit = POOL_WAITING_REQUESTS_MAX,
+): PoolOptions {
   return {
     host: target.host,
     port: target.port,
@@ -45,6 +55,7 @@ function poolOptions(target: DatabaseTarget, connectionLimit: number): PoolOptio
     database: target.database,
     connectionLimit,
     waitForConnections: true,
+    queueLimit,
     // Times travel as strings and are read as UTC: no driver-side time zone conversion on a money path.
     dateStrings: true,
     timezone: 'Z',
@@ -78,6 +89,8 @@ export const IDLE_TRANSACTION_TIMEOUT_SECONDS = 30;
 export interface PoolSettings {
   /** IDLE_TRANSACTION_TIMEOUT_SECONDS unless given (tests shorten it). */
   idleTransactionTimeoutSeconds?: number;
+  /** POOL_WAITING_REQUESTS_MAX unless given (tests lower it). */
+  waitingRequestsMax?: number;
 }
 
 /** Creates the database if missing, then a pool on it, with the session settings the ledger relies on. */
@@ -88,7 +101,9 @@ export async function openPool(
 ): Promise<Pool> {
   const target = parseDatabaseUrl(url);
   const flavour = await ensureDatabase(target);
-  const pool = mysql.createPool(poolOptions(target, connectionLimit));
+  const pool = mysql.createPool(
+    poolOptions(target, connectionLimit, poolSettings.waitingRequestsMax ?? POOL_WAITING_REQUESTS_MAX),
+  );
   const settings = sessionSettings(flavour, poolSettings.idleTransactionTimeoutSeconds);
   // A connection runs its queries in order, so these run before anything else on it.
   pool.pool.on('connection', (connection) => {
@@ -218,9 +233,9 @@ export function loggableError(error: unknown): unknown {
 }
 
 /**
- * Errors that mean the database link broke, the server went away or is refusing connections, or a lock
- * could not be had in time: nothing about the request was wrong, and the same request may succeed when
- * sent again. What cutting a connection, killing the server, its restart and a saturated server produce
+ * Errors that mean the database link broke, the server went away or is refusing connections, a lock
+ * could not be had in time, or the pool's queue was full: nothing about the request was wrong, and the
+ * same request may succeed when sent again. What cutting a connection, killing the server, its restart and a saturated server produce
  * (docs/reliability.md). A command that met one may or may not have committed: its retry under the same
  * Idempotency-Key says which.
  */
@@ -232,16 +247,22 @@ const DATABASE_TRANSIENT_CODES: ReadonlySet<string> = new Set([
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
   'ER_SERVER_SHUTDOWN',
   'ER_CONNECTION_KILLED',
   'ER_CON_COUNT_ERROR',
   'ER_LOCK_DEADLOCK',
   'ER_LOCK_WAIT_TIMEOUT',
 ]);
-/** mysql2's message for a query sent on a connection that has already closed (it carries no code). */
-const CLOSED_CONNECTION_MESSAGE = "Can't add new command when connection is in closed state";
+/** mysql2's errors that carry no code: a query sent on a closed connection, and a full pool queue. */
+const TRANSIENT_MESSAGES: ReadonlySet<string> = new Set([
+  "Can't add new command when connection is in closed state",
+  'Queue limit reached.',
+]);
 
-/** The error's code as the driver names it (or, for the closed-connection error, its message). */
+/** The error's code as the driver names it (or, for an error without one, its message). */
 export function databaseErrorCause(error: unknown): string {
   if (typeof error !== 'object' || error === null) return String(error).slice(0, 100);
   const { code, message } = error as { code?: unknown; message?: unknown };
@@ -253,7 +274,7 @@ export function databaseErrorCause(error: unknown): string {
 export function isTransientDatabaseError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const cause = databaseErrorCause(error);
-  return DATABASE_TRANSIENT_CODES.has(cause) || cause === CLOSED_CONNECTION_MESSAGE;
+  return DATABASE_TRANSIENT_CODES.has(cause) || TRANSIENT_MESSAGES.has(cause);
 }
 
 export function sqlErrno(error: unknown): number | undefined {
