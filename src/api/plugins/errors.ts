@@ -100,14 +100,9 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     if (error instanceof EventStoreBusyError) {
       request.log.warn({ err: error }, 'request failed: event store busy');
-      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
-      return sendProblem(
+      return retryLater(
         reply,
-        problem(
-          503,
-          'service-unavailable',
-          'the ledger is busy and wrote nothing for this request; send it again (with the same Idempotency-Key)',
-        ),
+        'the ledger is busy and wrote nothing for this request; send it again (with the same Idempotency-Key)',
       );
     }
     if (isTransientDatabaseError(error)) {
@@ -115,16 +110,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
       // 503 tells the till to retry (a 500 would page an operator for a network blip); the log keeps the
       // cause at warn.
       request.log.warn({ err: loggableError(error) }, 'request failed: database unavailable');
-      reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
-      return sendProblem(
+      return retryLater(
         reply,
-        problem(
-          503,
-          'service-unavailable',
-          request.method === 'POST'
-            ? 'the database could not complete this request; it may or may not have taken effect: send it again with the same Idempotency-Key, which answers what was recorded'
-            : 'the database could not complete this request; retry',
-        ),
+        request.method === 'POST'
+          ? 'the database could not complete this request; it may or may not have taken effect: send it again with the same Idempotency-Key, which answers what was recorded'
+          : 'the database could not complete this request; retry',
       );
     }
     request.log.error({ err: loggableError(error) }, 'request failed');
@@ -133,6 +123,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
       problem(500, 'internal-error', `internal error; quote request id ${request.id}`),
     );
   });
+}
+
+/** 503 service-unavailable with Retry-After: nothing was wrong with the request; send it again. */
+function retryLater(reply: FastifyReply, detail: string): FastifyReply {
+  reply.header('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
+  return sendProblem(reply, problem(503, 'service-unavailable', detail));
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   type RecordedEvent,
 } from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
-import { SqlEventStore } from './sql-event-store.ts';
+import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
 
 const database = useTestDatabase();
 let sharedStore: SqlEventStore | undefined;
@@ -44,6 +44,30 @@ function streamsInPartitions(): { sameA: string; sameB: string; other: string } 
     if (partitionOf(candidate) !== target && other === '') other = candidate;
   }
   return { sameA, sameB, other };
+}
+
+/**
+ * A store whose append to `heldStream` stops just before its COMMIT, with its rows and partition counter
+ * locked, until `release()`; `reachedCommit` resolves when it gets there.
+ */
+function storeHoldingCommitOf(
+  heldStream: string,
+  options: SqlEventStoreOptions = {},
+): { store: SqlEventStore; reachedCommit: Promise<void>; release: () => void } {
+  let release: () => void = () => undefined;
+  let reached: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const reachedCommit = new Promise<void>((resolve) => (reached = resolve));
+  const store = new SqlEventStore(database.current.pool, {
+    ...options,
+    beforeCommit: async (request: AppendRequest) => {
+      if (request.streamId === heldStream) {
+        reached();
+        await held;
+      }
+    },
+  });
+  return { store, reachedCommit, release };
 }
 
 /** `count` stream ids in the log partition of `streamId`, other than it. */
@@ -163,18 +187,7 @@ describe('sql event store: commit order', () => {
   it('delivers a transaction that started first but commits after a later one (held transaction)', async () => {
     const tenantId = 'ooo';
     const { sameA, sameB, other } = streamsInPartitions();
-    let releaseHeld: () => void = () => undefined;
-    let heldReached: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
-    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
-    const holding = new SqlEventStore(database.current.pool, {
-      beforeCommit: async (request: AppendRequest) => {
-        if (request.streamId === sameA) {
-          heldReached();
-          await held;
-        }
-      },
-    });
+    const { store: holding, reachedCommit, release: releaseHeld } = storeHoldingCommitOf(sameA);
     const plain = new SqlEventStore(database.current.pool);
     const checkpoints = new Map<number, number>();
     // Partition rows exist before the race so both writers contend only on the rows that matter.
@@ -227,18 +240,7 @@ describe('sql event store: group commit', () => {
   it('keeps committing to other partitions while a transaction holds one open', async () => {
     const tenantId = 'lanes';
     const { sameA, sameB, other } = streamsInPartitions();
-    let releaseHeld: () => void = () => undefined;
-    let heldReached: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
-    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
-    const store = new SqlEventStore(database.current.pool, {
-      beforeCommit: async (request: AppendRequest) => {
-        if (request.streamId === sameA) {
-          heldReached();
-          await held;
-        }
-      },
-    });
+    const { store, reachedCommit, release: releaseHeld } = storeHoldingCommitOf(sameA);
     const append = (streamId: string, data: string) =>
       store.append({ tenantId, streamId, expectedVersion: 'no-stream', events: [newEvent(tenantId, data)] });
     await append('warm-up', 'W');
@@ -272,19 +274,11 @@ describe('sql event store: a bounded queue', () => {
     const tenantId = 'queue';
     const { sameA } = streamsInPartitions();
     const [waitingA, waitingB, refused] = streamsBeside(sameA, 3) as [string, string, string];
-    let releaseHeld: () => void = () => undefined;
-    let heldReached: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (releaseHeld = resolve));
-    const reachedCommit = new Promise<void>((resolve) => (heldReached = resolve));
-    const store = new SqlEventStore(database.current.pool, {
-      queueRequestsMax: 2,
-      beforeCommit: async (request: AppendRequest) => {
-        if (request.streamId === sameA) {
-          heldReached();
-          await held;
-        }
-      },
-    });
+    const {
+      store,
+      reachedCommit,
+      release: releaseHeld,
+    } = storeHoldingCommitOf(sameA, { queueRequestsMax: 2 });
     const append = (streamId: string) =>
       store.append({
         tenantId,
