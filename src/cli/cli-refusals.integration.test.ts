@@ -1,9 +1,8 @@
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliRun } from '../../test/helpers/cli.ts';
+import { runCli, scratchDirectory, type CliRun } from '../../test/helpers/cli.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 import { openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 import { loadConfig } from '../config.ts';
@@ -73,7 +72,7 @@ afterAll(async () => seeded.close());
 
 describe('ledger CLI: refusals create nothing and say why', () => {
   it('tenants create with a bad time zone or a bad programme file exits 2, names the problem, and creates no tenant', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-refusals-'));
+    const dir = await scratchDirectory('ledger-cli-refusals-');
     const notJson = join(dir, 'not-json.json');
     await writeFile(notJson, '{"pointsPerYuan": 2,');
     const wrongField = join(dir, 'wrong-field.json');
@@ -187,7 +186,7 @@ describe('ledger CLI: refusals create nothing and say why', () => {
   });
 
   it('export refusals exit 2 and leave no files: open period, unknown tenant, non-empty DIR, bad dates', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-export-'));
+    const dir = await scratchDirectory('ledger-cli-export-');
     const open = await ledger([
       'export',
       '--tenant',

@@ -1,9 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, type CliRun } from '../../test/helpers/cli.ts';
+import { runCli, scratchDirectory, type CliRun } from '../../test/helpers/cli.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
 
 const database = useTestDatabase({ migrate: false });
@@ -52,7 +51,7 @@ describe('the ledger CLI', () => {
   });
 
   it('sets tag rules, reports projection status, expires nothing due, and audits clean', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ledger-cli-'));
+    const dir = await scratchDirectory('ledger-cli-');
     const rules = join(dir, 'rules.json');
     await writeFile(
       rules,
