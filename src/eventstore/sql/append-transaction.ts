@@ -2,7 +2,6 @@ import { encodeSnapshot } from '../snapshot-codec.ts';
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, sqlTimeToIso, type PoolConnection } from '../../db/pool.ts';
 import { GENESIS_HASH, partitionHash, streamHash } from '../hash.ts';
-import { partitionOf } from '../partition.ts';
 import { ConcurrencyError, type AppendRequest, type AppendResult, type RecordedEvent } from '../port.ts';
 
 export const EVENT_COLUMNS =
@@ -50,16 +49,21 @@ function tuples(count: number, width: number): string {
  */
 export async function appendBatch(
   connection: PoolConnection,
-  requests: readonly AppendRequest[],
-  partitions: number,
+  items: readonly PartitionedRequest[],
   beforeCommit?: (request: AppendRequest) => Promise<void>,
 ): Promise<AppendOutcome[]> {
   try {
-    return await appendBatchOrThrow(connection, requests, partitions, beforeCommit);
+    return await appendBatchOrThrow(connection, items, beforeCommit);
   } catch (error) {
     await connection.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
+}
+
+/** A request and its log partition (partitionOf its stream: the committer has it already). */
+export interface PartitionedRequest {
+  request: AppendRequest;
+  partition: number;
 }
 
 /** What a request writes that does not depend on the heads read under lock: encoded before the locks. */
@@ -73,7 +77,7 @@ interface Encoded {
   events: { dataJson: string; metadataJson: string; recordedAtSql: string }[];
 }
 
-function encode(request: AppendRequest, partitions: number): Encoded {
+function encode({ request, partition }: PartitionedRequest): Encoded {
   const events = request.events.map((event) => ({
     dataJson: JSON.stringify(event.data),
     metadataJson: JSON.stringify(event.metadata),
@@ -82,7 +86,7 @@ function encode(request: AppendRequest, partitions: number): Encoded {
   const response = request.command?.response;
   return {
     request,
-    partition: partitionOf(request.streamId, partitions),
+    partition,
     recordedAtSql: events[0]!.recordedAtSql,
     responseJson: response === undefined ? null : JSON.stringify(response.body),
     // A stream appended without a snapshot gets its old snapshot cleared rather than left stale.
@@ -93,13 +97,13 @@ function encode(request: AppendRequest, partitions: number): Encoded {
 
 async function appendBatchOrThrow(
   connection: PoolConnection,
-  requests: readonly AppendRequest[],
-  partitions: number,
+  items: readonly PartitionedRequest[],
   beforeCommit: ((request: AppendRequest) => Promise<void>) | undefined,
 ): Promise<AppendOutcome[]> {
+  const requests = items.map((item) => item.request);
   // Everything that does not need the heads is done before the rows are locked: other batches wait on
   // the partition rows for as long as this one holds them.
-  const encoded = requests.map((request) => encode(request, partitions));
+  const encoded = items.map(encode);
   // Every request's partition is locked, also those a version conflict will drop: the lock is taken before
   // the versions are known. Only the partitions of accepted requests are written.
   const lockedPartitions = partitionKeysOf(encoded);

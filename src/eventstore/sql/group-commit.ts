@@ -1,7 +1,7 @@
 import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Pool } from '../../db/pool.ts';
 import { EventStoreBusyError, type AppendRequest, type AppendResult } from '../port.ts';
 import { partitionOf } from '../partition.ts';
-import { appendBatch } from './append-transaction.ts';
+import { appendBatch, type PartitionedRequest } from './append-transaction.ts';
 
 /**
  * Group commit (DESIGN.md, "Batching"). The fsync and the server's CPU are the limits, so appends that
@@ -34,9 +34,8 @@ export const GROUP_TRANSACTIONS_IN_FLIGHT = 2;
 /** Deadlocks and lock-wait timeouts roll a transaction back whole; retrying it is safe. */
 const TRANSIENT_RETRIES_MAX = 5;
 
-interface Pending {
-  request: AppendRequest;
-  /** `tenant \0 partition`: the log partition the request appends to. */
+interface Pending extends PartitionedRequest {
+  /** `tenant \0 partition`: the log partition the request appends to, as a key. */
   partitionKey: string;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
@@ -68,8 +67,9 @@ export class GroupCommitter {
     const waitingMax = this.options.queueRequestsMax ?? GROUP_QUEUE_REQUESTS_MAX;
     if (this.queue.length >= waitingMax) return Promise.reject(new EventStoreBusyError(this.queue.length));
     return new Promise<AppendResult>((resolve, reject) => {
-      const partitionKey = `${request.tenantId}\u0000${partitionOf(request.streamId, this.partitions)}`;
-      this.queue.push({ request, partitionKey, resolve, reject });
+      const partition = partitionOf(request.streamId, this.partitions);
+      const partitionKey = `${request.tenantId}\u0000${partition}`;
+      this.queue.push({ request, partition, partitionKey, resolve, reject });
       this.pump();
     });
   }
@@ -118,12 +118,7 @@ export class GroupCommitter {
   private async commitOnce(batch: Pending[]): Promise<void> {
     const connection = await this.pool.getConnection();
     try {
-      const outcomes = await appendBatch(
-        connection,
-        batch.map((p) => p.request),
-        this.partitions,
-        this.options.beforeCommit,
-      );
+      const outcomes = await appendBatch(connection, batch, this.options.beforeCommit);
       outcomes.forEach((outcome, index) => {
         const pending = batch[index]!;
         if (outcome.ok) pending.resolve(outcome.result);
