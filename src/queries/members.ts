@@ -6,8 +6,7 @@ import type { MemberEvent } from '../domain/member/events.ts';
 import { movementsOf, type MovementKind } from '../domain/member/movements.ts';
 import { maskPhone } from '../domain/member/phone.ts';
 import type { MemberState } from '../domain/member/state.ts';
-import { evolveMember } from '../domain/member/evolve.ts';
-import { dueLotExpiries } from '../domain/member/expiry.ts';
+import { housekeeping } from '../domain/member/decider.ts';
 import { memberView } from '../domain/member/view.ts';
 import type { EventStore } from '../eventstore/port.ts';
 import { memberTags } from '../projections/tags.ts';
@@ -33,11 +32,9 @@ export function memberViewBody(
   tags: string[],
 ): MemberViewBody | null {
   if (!state.registered) return null;
-  // As the next command will find it: lots past their expiry are gone even before an event says so
-  // (domain/member/expiry.ts, dueLotExpiries), so a till is never shown points it cannot spend.
-  const current = dueLotExpiries(state, now, now).reduce<MemberState>(evolveMember, state);
-  if (!current.registered) return null;
-  const view = memberView(current, now);
+  // As the next command will find it: holds and lots past their expiry are gone even before an event says
+  // so (decider.ts, housekeeping), so a till is never shown points it cannot spend.
+  const view = memberView(housekeeping(state, now).state, now);
   return {
     memberId: state.memberId,
     tenantId,

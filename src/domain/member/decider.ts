@@ -7,7 +7,7 @@
 import { assert, assertNever } from '../assert.ts';
 import type { Decision } from '../event.ts';
 import { domainError } from '../errors.ts';
-import { isCanonicalIsoInstant, isValidTimeZone } from '../time.ts';
+import { isCanonicalIsoInstant, isValidTimeZone, type IsoInstant } from '../time.ts';
 import { decideAdjustPoints } from './adjustments.ts';
 import type { MemberCommand } from './commands.ts';
 import type { MemberContext } from './context.ts';
@@ -40,24 +40,38 @@ export function decideMember(
   if (!state.registered) {
     return { ok: false, error: domainError('member-not-found', 'member is not registered') };
   }
-  // Expired holds are released first, so the command sees only live holds and the state's holds stay
-  // bounded. Their points were available already; the events only make that visible in the ledger.
-  const releases = expiredHoldReleases(state, ctx.now);
-  const released = releases.reduce<MemberState>(evolveMember, state);
-  assert(released.registered, 'releasing holds unregistered the member');
-  // Then lots past their expiry are expired, so no command spends or counts points the programme has
-  // already taken back ("usable through 31 December of the following year"), whether or not the nightly
-  // `ledger expire` has run. The points a live hold counts on stay until the hold ends (expiry.ts).
-  // ExpireLots itself expires as of its own asOf.
-  const expiries = command.type === 'ExpireLots' ? [] : dueLotExpiries(released, ctx.now, ctx.now);
-  const working = expiries.reduce<MemberState>(evolveMember, released);
-  assert(working.registered, 'expiring lots unregistered the member');
+  // ExpireLots expires as of its own asOf, so it skips the housekeeping's expiry.
+  const chores = housekeeping(state, ctx.now, { expireLots: command.type !== 'ExpireLots' });
+  const working = chores.state;
   const decision = decideRegistered(command, working, ctx);
   if (!decision.ok) return decision;
-  const events = [...releases, ...expiries, ...decision.events];
+  const events = [...chores.events, ...decision.events];
   // Housekeeping may lower `available` (an expiry); the command's own events are held to the rule.
   assertPostconditions(command, state, events, working, ctx);
   return { ok: true, events };
+}
+
+/**
+ * What every command records before it decides, and the state it then decides on. Expired holds are
+ * released first, so the command sees only live holds and the state's holds stay bounded (their points
+ * were available already; the events only make that visible in the ledger). Then lots past their expiry
+ * are expired, so no command spends or counts points the programme has already taken back ("usable
+ * through 31 December of the following year"), whether or not the nightly `ledger expire` has run; the
+ * points a live hold counts on stay until the hold ends (expiry.ts). The member view shows the state after
+ * it (src/queries/members.ts): what the next command will find.
+ */
+export function housekeeping(
+  state: RegisteredMember,
+  now: IsoInstant,
+  options: { expireLots: boolean } = { expireLots: true },
+): { events: MemberEvent[]; state: RegisteredMember } {
+  const releases = expiredHoldReleases(state, now);
+  const released = releases.reduce<MemberState>(evolveMember, state);
+  assert(released.registered, 'releasing holds unregistered the member');
+  const expiries = options.expireLots ? dueLotExpiries(released, now, now) : [];
+  const after = expiries.reduce<MemberState>(evolveMember, released);
+  assert(after.registered, 'expiring lots unregistered the member');
+  return { events: [...releases, ...expiries], state: after };
 }
 
 function decideRegistered(

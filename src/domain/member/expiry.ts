@@ -38,9 +38,8 @@ export function decideExpireLots(
 /**
  * The LotsExpired events that take the lots due by `asOf` at `now`, except the points live holds count on
  * (none when nothing is due). ExpireLots records them for its asOf; every other command records them for
- * its own time before it decides (decider.ts), and the member view shows the state after them
- * (src/queries/members.ts),
- * so nothing past its expiry is spent or shown as spendable, whether or not `ledger expire` has run.
+ * its own time before it decides (decider.ts, housekeeping, which the member view also applies), so
+ * nothing past its expiry is spent or shown as spendable, whether or not `ledger expire` has run.
  */
 export function dueLotExpiries(state: RegisteredMember, asOf: IsoInstant, now: IsoInstant): LotsExpired[] {
   // Lots are in consumption order (soonest expiry first), so the due ones come first, and so do the ones
