@@ -1,9 +1,9 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChaosProxy } from '../../scripts/chaos/proxy.ts';
+import type { ChaosProxy } from '../../scripts/chaos/proxy.ts';
 import { Rng } from '../../scripts/chaos/rng.ts';
 import { expectProblem, registerMember, uniqueId } from '../../test/helpers/api.ts';
-import { useTestDatabase } from '../../test/helpers/database.ts';
+import { proxiedDatabase, useTestDatabase } from '../../test/helpers/database.ts';
 import { get, newIdempotencyKey, openTestLedger, post, type TestLedger } from '../../test/helpers/ledger.ts';
 
 /**
@@ -22,12 +22,9 @@ let memberId: string;
 const store = 'store-1';
 
 beforeAll(async () => {
-  const direct = new URL(database.current.url);
-  const serverPort = Number(direct.port === '' ? 3306 : direct.port);
-  proxy = new ChaosProxy('database', () => (databaseDown ? [] : [serverPort]));
-  const proxied = new URL(database.current.url);
-  proxied.port = String(await proxy.listen());
-  ledger = await openTestLedger({ ...database.current, url: proxied.toString() });
+  const proxied = await proxiedDatabase(database.current.url, () => databaseDown);
+  proxy = proxied.proxy;
+  ledger = await openTestLedger({ ...database.current, url: proxied.url });
   await ledger.createTenant('acme');
   pos = await ledger.key('acme', 'pos', [store]);
   memberId = await registerMember(ledger, pos, store);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll } from 'vitest';
+import { ChaosProxy } from '../../scripts/chaos/proxy.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { dropDatabase, openPool, parseDatabaseUrl, type Pool } from '../../src/db/pool.ts';
 
@@ -43,4 +44,20 @@ export function useTestDatabase(options: { migrate?: boolean } = {}): { readonly
       return database;
     },
   };
+}
+
+/**
+ * `url`'s database reached through a TCP proxy a test can cut, freeze and close (scripts/chaos/proxy.ts):
+ * the returned url goes through it. While `refusing()` is true the proxy turns new connections away.
+ */
+export async function proxiedDatabase(
+  url: string,
+  refusing: () => boolean = () => false,
+): Promise<{ proxy: ChaosProxy; url: string }> {
+  const direct = new URL(url);
+  const serverPort = Number(direct.port === '' ? 3306 : direct.port);
+  const proxy = new ChaosProxy('database', () => (refusing() ? [] : [serverPort]));
+  const proxied = new URL(url);
+  proxied.port = String(await proxy.listen());
+  return { proxy, url: proxied.toString() };
 }

@@ -1,7 +1,6 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { ChaosProxy } from '../../../scripts/chaos/proxy.ts';
-import { useTestDatabase } from '../../../test/helpers/database.ts';
+import { proxiedDatabase, useTestDatabase } from '../../../test/helpers/database.ts';
 import { openPool } from '../../db/pool.ts';
 import { newId } from '../../ids.ts';
 import { eventStoreContract } from '../contract.testsuite.ts';
@@ -305,11 +304,8 @@ describe('sql event store: a client that goes silent inside its transaction', ()
   it('loses its transaction after the idle timeout, and the partition it locked is writable again', async () => {
     const tenantId = 'silent';
     const { sameA, sameB } = streamsInPartitions();
-    const direct = new URL(database.current.url);
-    const proxy = new ChaosProxy('database', () => [Number(direct.port === '' ? 3306 : direct.port)]);
-    const proxied = new URL(database.current.url);
-    proxied.port = String(await proxy.listen());
-    const silentPool = await openPool(proxied.toString(), 2, { idleTransactionTimeoutSeconds: 2 });
+    const { proxy, url } = await proxiedDatabase(database.current.url);
+    const silentPool = await openPool(url, 2, { idleTransactionTimeoutSeconds: 2 });
     try {
       let silenced: () => void = () => undefined;
       const wentSilent = new Promise<void>((resolve) => (silenced = resolve));
