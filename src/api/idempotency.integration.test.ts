@@ -343,6 +343,27 @@ describe('Idempotency-Key scope and request identity', () => {
     const fresh = await post(ledger.app, pos, `/v1/members/${memberId}/redemptions`, body);
     expect(fresh.statusCode).toBe(201);
   });
+
+  it('keeps a 400 by the programme rules too: an occurredAt ahead of the clock stays refused once it is not', async () => {
+    const memberId = await registerMember(ledger, pos, store);
+    const key = newIdempotencyKey();
+    const body = {
+      orderId: uniqueId('o'),
+      storeId: store,
+      occurredAt: new Date(ledger.clock.nowMs() + 600_000).toISOString(),
+      lines: [{ sku: 'a', category: 'otc', quantity: 1, amountFen: 10_000 }],
+    };
+    const before = await tenantFingerprint(database.current.pool, 'acme');
+    const refused = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
+    expectProblem(refused, 400, 'validation-failed');
+    expect(await tenantFingerprint(database.current.pool, 'acme')).toBe(before);
+    // Ten minutes on, the same purchase is no longer ahead of the clock; under its key it is still refused.
+    ledger.clock.advanceSeconds(601);
+    const retry = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body, key);
+    expectReplayOf(retry, refused);
+    const fresh = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, body);
+    expect(fresh.statusCode, fresh.body).toBe(201);
+  });
 });
 
 describe('retries that overlap the first attempt (a till retrying on a timeout)', () => {

@@ -64,8 +64,8 @@ export interface CommandHandlers<S, E> {
   /** What a taken business key means to the caller (e.g. 'purchase:<id>' is order-already-recorded). */
   explainUniqueKey(key: string, holderStreamId: string | null): Rejection;
   /**
-   * The response a refusal is answered with. When given, refusals by the programme's rules (404, 409, 422)
-   * are recorded under the command id, so every later attempt gets the same answer.
+   * The response a refusal is answered with. When given, refusals by the programme's rules (400, 404, 409,
+   * 422) are recorded under the command id, so every later attempt gets the same answer.
    */
   refusalResponse?(refusal: DomainError): Response;
 }
@@ -250,9 +250,14 @@ function toNewEvent<E extends { type: string; data: unknown }>(
   };
 }
 
-/** Refusals by the programme's rules are answers; malformed input (400) and retryable conflicts are not. */
+/**
+ * Refusals by the programme's rules are answers, the decider's 400s among them: some depend on the state or
+ * the clock (a balance over BALANCE_POINTS_MAX, an occurredAt ahead of the ledger's time), so a retry could
+ * otherwise succeed under a key the till saw refused. Retryable conflicts and failures are not answers.
+ * (Requests the route's schema refuses never reach the decider and are not kept: no state makes them pass.)
+ */
 function isRecordedRefusal(rejection: Rejection): rejection is DomainError {
-  return rejection.code in DOMAIN_ERROR_STATUS && rejection.status !== 400;
+  return rejection.code in DOMAIN_ERROR_STATUS;
 }
 
 function replay(record: CommandRecord, envelope: CommandEnvelope): CommandResult {
