@@ -6,14 +6,17 @@ import {
   addSecondsIso,
   canonicalTimeZone,
   isCanonicalIsoInstant,
+  isoToMs,
   isValidTimeZone,
   localDate,
   localYear,
+  msToIso,
   normalizeIsoInstant,
   parseIsoInstantMs,
   startOfLocalDateIso,
   startOfLocalYearIso,
 } from './time.ts';
+import { YEAR_MAX, YEAR_MIN } from './limits.ts';
 
 describe('ISO instants', () => {
   it('normalises offsets and fractions to canonical UTC with milliseconds', () => {
@@ -144,6 +147,53 @@ describe('the fast path for canonical instants', () => {
         expect(isCanonicalIsoInstant(canonical)).toBe(general !== null);
       }),
       { numRuns: 2_000 },
+    );
+  });
+  it('checks the calendar itself: leap years by the Gregorian rule, month lengths', () => {
+    for (const [text, valid] of [
+      ['2000-02-29T00:00:00.000Z', true], // divisible by 400
+      ['2024-02-29T23:59:59.999Z', true],
+      ['1900-02-29T00:00:00.000Z', false], // divisible by 100, not by 400
+      ['2100-02-29T00:00:00.000Z', false],
+      ['2026-02-29T00:00:00.000Z', false],
+      ['2026-04-31T00:00:00.000Z', false],
+      ['2026-12-31T00:00:00.000Z', true],
+      ['2026-00-10T00:00:00.000Z', false],
+      ['2026-01-00T00:00:00.000Z', false],
+    ] as const) {
+      expect(isCanonicalIsoInstant(text), text).toBe(valid);
+    }
+  });
+
+  it('writes instants exactly as Date.prototype.toISOString does, over the whole supported range', () => {
+    const min = Date.UTC(YEAR_MIN, 0, 1);
+    const max = Date.UTC(YEAR_MAX, 11, 31, 23, 59, 59, 999);
+    fc.assert(
+      fc.property(fc.integer({ min, max }), (ms) => {
+        const iso = msToIso(ms);
+        expect(iso).toBe(new Date(ms).toISOString());
+        expect(isoToMs(iso)).toBe(ms);
+      }),
+      { numRuns: 5_000 },
+    );
+    for (const ms of [min, max, 0, -1, Date.UTC(2000, 1, 29), Date.UTC(1900, 2, 1) - 1, Date.UTC(2100, 2, 1)])
+      expect(msToIso(ms)).toBe(new Date(ms).toISOString());
+    expect(() => msToIso(min - 1)).toThrow(/out of range/);
+    expect(() => msToIso(max + 1)).toThrow(/out of range/);
+    expect(() => msToIso(0.5)).toThrow(/integer/);
+  });
+
+  it('adds days across leap days, centuries and the epoch like Date arithmetic', () => {
+    const min = Date.UTC(YEAR_MIN, 0, 1);
+    const max = Date.UTC(YEAR_MAX, 0, 1);
+    fc.assert(
+      fc.property(fc.integer({ min, max }), fc.integer({ min: -800, max: 800 }), (ms, days) => {
+        const iso = new Date(ms).toISOString();
+        const later = ms + days * 86_400_000;
+        if (later < min || later > max) return;
+        expect(addDaysIso(iso, days)).toBe(new Date(later).toISOString());
+      }),
+      { numRuns: 5_000 },
     );
   });
 });

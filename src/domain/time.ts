@@ -5,7 +5,7 @@
  * 'YYYY-MM-DD' strings in an IANA time zone. Time-zone math uses Intl only (the runtime's tz database).
  * Nothing here reads the clock.
  */
-import { assert } from './assert.ts';
+import { assert, fail } from './assert.ts';
 import { MS_PER_SECOND, SECONDS_PER_DAY, YEAR_MAX, YEAR_MIN } from './limits.ts';
 
 export type IsoInstant = string;
@@ -110,11 +110,16 @@ function canonicalInstantMs(text: string): number | null | undefined {
   if (month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || m0 < 0 || m1 < 0 || m2 < 0)
     return undefined;
   if (!isYearInRange(year) || hour > 23 || minute > 59 || second > 59) return null;
-  const ms = Date.UTC(year, month - 1, day, hour, minute, second, m0 * 100 + m1 * 10 + m2);
-  const wall = new Date(ms);
-  if (wall.getUTCFullYear() !== year || wall.getUTCMonth() !== month - 1 || wall.getUTCDate() !== day)
-    return null;
-  return ms;
+  // The calendar is checked field by field (no Date built and read back: the fold checks every event's time).
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  return Date.UTC(year, month - 1, day, hour, minute, second, m0 * 100 + m1 * 10 + m2);
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2 && leap ? 29 : DAYS_IN_MONTH[month - 1]!;
 }
 
 /** Any accepted ISO instant to the canonical UTC form, or null if it is not one. */
@@ -131,29 +136,63 @@ export function isCanonicalIsoInstant(text: unknown): text is IsoInstant {
   return canonical === undefined ? false : canonical !== null;
 }
 
+// The functions below run several times per event in a replay: their checks build a message only when they
+// fail (assert.ts).
+
 /** Milliseconds since the epoch of a canonical instant; anything else is a bug upstream. */
 export function isoToMs(iso: IsoInstant): number {
   const ms = parseIsoInstantMs(iso);
-  assert(ms !== null, `not an ISO instant: ${iso}`);
+  if (ms === null) fail(`not an ISO instant: ${iso}`);
   return ms;
 }
 
 export function msToIso(ms: number): IsoInstant {
-  assert(Number.isSafeInteger(ms), `instant ms must be an integer, got ${ms}`);
-  const date = new Date(ms);
-  assert(isYearInRange(date.getUTCFullYear()), `instant out of range: ${ms}`);
-  return date.toISOString();
+  if (!Number.isSafeInteger(ms)) fail(`instant ms must be an integer, got ${ms}`);
+  const days = Math.floor(ms / MS_PER_DAY);
+  let rest = ms - days * MS_PER_DAY;
+  const date = civilFromDays(days);
+  if (!isYearInRange(date.year)) fail(`instant out of range: ${ms}`);
+  const hour = Math.floor(rest / 3_600_000);
+  rest -= hour * 3_600_000;
+  const minute = Math.floor(rest / 60_000);
+  rest -= minute * 60_000;
+  const second = Math.floor(rest / MS_PER_SECOND);
+  const milli = rest - second * MS_PER_SECOND;
+  // Date.prototype.toISOString writes the same string, at several times the cost.
+  return `${date.year}-${TWO_DIGITS[date.month]}-${TWO_DIGITS[date.day]}T${TWO_DIGITS[hour]}:${TWO_DIGITS[minute]}:${TWO_DIGITS[second]}.${THREE_DIGITS[milli]}Z`;
+}
+
+const TWO_DIGITS = Array.from({ length: 100 }, (_, n) => String(n).padStart(2, '0'));
+const THREE_DIGITS = Array.from({ length: 1000 }, (_, n) => String(n).padStart(3, '0'));
+
+/** The proleptic Gregorian date of a day number (days since 1970-01-01); H. Hinnant's civil_from_days. */
+function civilFromDays(dayNumber: number): { year: number; month: number; day: number } {
+  const z = dayNumber + 719_468;
+  const era = Math.floor(z / 146_097);
+  const dayOfEra = z - era * 146_097;
+  const yearOfEra = Math.floor(
+    (dayOfEra -
+      Math.floor(dayOfEra / 1_460) +
+      Math.floor(dayOfEra / 36_524) -
+      Math.floor(dayOfEra / 146_096)) /
+      365,
+  );
+  const dayOfYear = dayOfEra - (365 * yearOfEra + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100));
+  const monthIndex = Math.floor((5 * dayOfYear + 2) / 153); // March = 0
+  const day = dayOfYear - Math.floor((153 * monthIndex + 2) / 5) + 1;
+  const month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9;
+  return { year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day };
 }
 
 export function addSecondsIso(iso: IsoInstant, seconds: number): IsoInstant {
-  assert(Number.isSafeInteger(seconds), `seconds must be an integer, got ${seconds}`);
+  if (!Number.isSafeInteger(seconds)) fail(`seconds must be an integer, got ${seconds}`);
   return msToIso(isoToMs(iso) + seconds * MS_PER_SECOND);
 }
 
 /** Adds days of exactly 86,400 seconds (elapsed time, not calendar days in a zone). */
 export function addDaysIso(iso: IsoInstant, days: number): IsoInstant {
-  assert(Number.isSafeInteger(days), `days must be an integer, got ${days}`);
-  return addSecondsIso(iso, days * SECONDS_PER_DAY);
+  if (!Number.isSafeInteger(days)) fail(`days must be an integer, got ${days}`);
+  return msToIso(isoToMs(iso) + days * MS_PER_DAY);
 }
 
 /** The later of two canonical instants. */
