@@ -7,6 +7,8 @@ describe('configuration from the environment', () => {
     expect(config.databaseUrl).toBe('mysql://root@127.0.0.1:3306/points_ledger');
     expect(config.eventStore).toBe('sql');
     expect(config.port).toBe(3000);
+    expect(config.commandDeadlineMs).toBe(2_000);
+    expect(loadConfig({ LEDGER_COMMAND_DEADLINE_MS: '750' }).commandDeadlineMs).toBe(750);
   });
 
   it('refuses a bad value with a message naming the variable (the CLI exits 2 on it: cli.integration.test.ts)', () => {
@@ -23,6 +25,10 @@ describe('configuration from the environment', () => {
       [{ LEDGER_CLOCK_START: 'yesterday' }, 'LEDGER_CLOCK_START'],
       [{ LEDGER_CLOCK_START: '2026-01-01' }, 'LEDGER_CLOCK_START'],
       [{ NODE_ENV: 'production', LEDGER_CLOCK_START: '2026-01-01T00:00:00Z' }, 'LEDGER_CLOCK_START'],
+      [{ LEDGER_COMMAND_DEADLINE_MS: '99' }, 'LEDGER_COMMAND_DEADLINE_MS'],
+      [{ LEDGER_COMMAND_DEADLINE_MS: '60001' }, 'LEDGER_COMMAND_DEADLINE_MS'],
+      [{ LEDGER_COMMAND_DEADLINE_MS: 'soon' }, 'LEDGER_COMMAND_DEADLINE_MS'],
+      [{ LEDGER_COMMAND_DEADLINE_MS: '1.5' }, 'LEDGER_COMMAND_DEADLINE_MS'],
     ];
     for (const [env, variable] of cases) {
       expect(() => loadConfig(env), JSON.stringify(env)).toThrow(ConfigError);

@@ -2,6 +2,15 @@ import { z } from 'zod';
 import { parseDatabaseUrl } from './db/pool.ts';
 
 /**
+ * A command's answer is due within this time (LEDGER_COMMAND_DEADLINE_MS). A till waits a few seconds at
+ * most before it retries or gives up; a command waiting on a lock or a stalled database link is answered 503
+ * with Retry-After before that, rather than leave the till guessing, and its retry learns what was recorded.
+ */
+export const COMMAND_DEADLINE_MS_DEFAULT = 2_000;
+export const COMMAND_DEADLINE_MS_MIN = 100;
+export const COMMAND_DEADLINE_MS_MAX = 60_000;
+
+/**
  * The process configuration, read from the environment once at start-up (CONTRACT.md, "Configuration").
  * A bad value stops the process with a message naming the variable and what it expected.
  */
@@ -39,6 +48,12 @@ const configSchema = z.object({
   LEDGER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LEDGER_DATABASE_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(0),
   LEDGER_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(10_000_000).default(6_000),
+  LEDGER_COMMAND_DEADLINE_MS: z.coerce
+    .number()
+    .int()
+    .min(COMMAND_DEADLINE_MS_MIN)
+    .max(COMMAND_DEADLINE_MS_MAX)
+    .default(COMMAND_DEADLINE_MS_DEFAULT),
 });
 
 export type Config = {
@@ -53,6 +68,8 @@ export type Config = {
   databaseWaitSeconds: number;
   /** Requests per API key per minute before 429. */
   rateLimitPerMinute: number;
+  /** How long a POS/support command may take before it is answered 503 (it runs on; a retry gets its outcome). */
+  commandDeadlineMs: number;
 };
 
 export class ConfigError extends Error {}
@@ -78,5 +95,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: value.LEDGER_LOG_LEVEL,
     databaseWaitSeconds: value.LEDGER_DATABASE_WAIT_SECONDS,
     rateLimitPerMinute: value.LEDGER_RATE_LIMIT_PER_MINUTE,
+    commandDeadlineMs: value.LEDGER_COMMAND_DEADLINE_MS,
   };
 }

@@ -80,5 +80,10 @@ describe('a database that cannot serve the request', () => {
     expect(replayed.headers['idempotent-replayed']).toBe('true');
     expect(await eventsOfOrder(orderId)).toBe(1);
     expect((await get(ledger.app, pos, `/v1/members/${memberId}`)).statusCode).toBe(200);
+    // Operators alert on it (docs/operations.md): the refused command is counted, the read is not a command.
+    const metrics = await ledger.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.body).toMatch(
+      /^ledger_command_outcomes_total\{route="\/v1\/members\/:memberId\/purchases",outcome="service-unavailable"\} 1$/m,
+    );
   });
 });

@@ -46,7 +46,7 @@ export async function runMemberCommand(
   if (tenant === null) return sendProblem(reply, problem(404, 'not-found', 'tenant not found'));
   const command = spec.command;
   const route = request.routeOptions.url ?? request.url;
-  const result = await runtime.runner.run(
+  const running = runtime.runner.run(
     {
       tenantId: principal.tenantId,
       streamId: memberStreamId(spec.memberId),
@@ -76,6 +76,8 @@ export async function runMemberCommand(
       ...(spec.authorize === undefined ? {} : { authorize: spec.authorize }),
     },
   );
+  // A command that throws is answered and counted by the error handler (plugins/errors.ts).
+  const result = await withinDeadline(running, runtime.config.commandDeadlineMs, request);
   if (!result.ok) {
     runtime.metrics.commandOutcomes.labels(route, result.rejection.code).inc();
     return sendProblem(reply, rejectionProblem(result.rejection));
@@ -85,6 +87,42 @@ export async function runMemberCommand(
   // A replayed refusal is the problem document it was the first time.
   if (result.response.status >= 400) void reply.type(PROBLEM_CONTENT_TYPE);
   return reply.code(result.response.status).send(result.response.body);
+}
+
+/**
+ * A command that has not finished within its deadline: the request is answered 503 with Retry-After
+ * (errors.ts). The command itself runs on, since stopping it halfway is not an option; it commits or writes
+ * nothing, and a retry with the same Idempotency-Key waits behind it and answers what was recorded.
+ */
+export class CommandDeadlineError extends Error {
+  override name = 'CommandDeadlineError';
+  constructor(readonly deadlineMs: number) {
+    super(`the command did not finish within ${deadlineMs} ms`);
+  }
+}
+
+async function withinDeadline<T>(
+  running: Promise<T>,
+  deadlineMs: number,
+  request: FastifyRequest,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // What the command comes to after its answer went out is logged, never lost as an unhandled rejection.
+      running.then(
+        () => request.log.info({ deadlineMs }, 'command finished after its deadline answer'),
+        (error: unknown) =>
+          request.log.warn({ err: error, deadlineMs }, 'command failed after its deadline answer'),
+      );
+      reject(new CommandDeadlineError(deadlineMs));
+    }, deadlineMs);
+  });
+  try {
+    return await Promise.race([running, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A hold's store must be one of a pos key's stores (captures and releases name no store in the body). */

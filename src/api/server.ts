@@ -95,7 +95,7 @@ export async function buildServer(runtime: Runtime, options: ServerOptions = {})
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  registerErrorHandling(app);
+  registerErrorHandling(app, runtime.metrics);
   registerAuth(app, runtime.keys);
   await app.register(rateLimit, {
     max: options.rateLimitPerMinute ?? RATE_LIMIT_REQUESTS_PER_MINUTE_DEFAULT,

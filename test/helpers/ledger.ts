@@ -44,12 +44,17 @@ export async function openTestLedger(
     clockStart?: string;
     rateLimitPerMinute?: number;
     requestTimeoutMs?: number;
+    commandDeadlineMs?: number;
     /** Log at info level into this stream (the server is silent otherwise). */
     logStream?: { write(line: string): void };
   } = {},
 ): Promise<TestLedger> {
   const clock = new ManualClock(options.clockStart ?? '2026-03-01T02:00:00.000Z');
-  const config = { ...loadConfig({}), databaseUrl: database.url };
+  const config = {
+    ...loadConfig({}),
+    databaseUrl: database.url,
+    ...(options.commandDeadlineMs === undefined ? {} : { commandDeadlineMs: options.commandDeadlineMs }),
+  };
   const runtime = await openRuntime(config, { clock });
   const app = await buildServer(runtime, {
     ...(options.logStream === undefined

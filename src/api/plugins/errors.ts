@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 import { problem, problemHttpResponse, sendProblem, type Problem } from '../problem.ts';
 import { isTransientDatabaseError, loggableError } from '../../db/pool.ts';
 import { EventStoreBusyError } from '../../eventstore/port.ts';
+import { CommandDeadlineError } from '../member-command.ts';
+import type { Metrics } from './metrics.ts';
 
 /** Seconds a client is asked to wait before it retries a request the database could not serve. */
 export const DATABASE_RETRY_AFTER_SECONDS = 1;
@@ -19,7 +21,13 @@ interface ValidationEntry {
  * unknown routes, rate limits, shutdown, a database that cannot serve the request (503 with Retry-After),
  * and bugs (a 500 with no stack trace or SQL text; the log has the detail).
  */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): void {
+  /** Commands that threw count in ledger_command_outcomes_total too (member-command.ts counts the rest). */
+  const countCommand = (request: FastifyRequest, outcome: string) => {
+    const route = request.routeOptions.url;
+    if (request.method === 'POST' && route?.startsWith('/v1/') === true)
+      metrics.commandOutcomes.labels(route, outcome).inc();
+  };
   // Once close() has begun, a request still reaching the server (on a kept-alive or pipelined connection)
   // is turned away before authentication so the caller retries on another instance. fastify's own
   // answer (return503OnClosing) has a fixed body, so server.ts turns it off and this answers instead.
@@ -99,16 +107,26 @@ export function registerErrorHandling(app: FastifyInstance): void {
       );
     }
     if (error instanceof EventStoreBusyError) {
+      countCommand(request, 'service-unavailable');
       request.log.warn({ err: error }, 'request failed: event store busy');
       return retryLater(
         reply,
         'the ledger is busy and wrote nothing for this request; send it again (with the same Idempotency-Key)',
       );
     }
+    if (error instanceof CommandDeadlineError) {
+      countCommand(request, 'deadline');
+      request.log.warn({ deadlineMs: error.deadlineMs }, 'request answered at its deadline');
+      return retryLater(
+        reply,
+        `the command did not finish within ${error.deadlineMs} ms and may still be recorded: send it again with the same Idempotency-Key, which answers what was recorded`,
+      );
+    }
     if (isTransientDatabaseError(error)) {
       // Not a bug: the database link broke, the server is restarting, or a lock was not had in time. A
       // 503 tells the till to retry (a 500 would page an operator for a network blip); the log keeps the
       // cause at warn.
+      countCommand(request, 'service-unavailable');
       request.log.warn({ err: loggableError(error) }, 'request failed: database unavailable');
       return retryLater(
         reply,
@@ -117,6 +135,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
           : 'the database could not complete this request; retry',
       );
     }
+    countCommand(request, 'internal-error');
     request.log.error({ err: loggableError(error) }, 'request failed');
     return sendProblem(
       reply,

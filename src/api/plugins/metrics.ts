@@ -12,7 +12,7 @@ export class Metrics {
   });
   readonly commandOutcomes = new Counter({
     name: 'ledger_command_outcomes_total',
-    help: 'Commands by route and outcome code (ok, replayed, or the problem code)',
+    help: 'Commands by route and outcome code (ok, replayed, deadline, or the problem code)',
     labelNames: ['route', 'outcome'] as const,
     registers: [this.registry],
   });
