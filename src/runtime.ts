@@ -38,7 +38,7 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   try {
     if (options.migrate) await migrate(pool);
     const clock = options.clock ?? clockFromConfig(config.clockStart);
-    const store = openEventStore(config, pool);
+    const store = await openEventStore(config, pool);
     const runner = new CommandRunner(store, clock);
     const metrics = new Metrics();
     return {

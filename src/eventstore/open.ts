@@ -1,5 +1,4 @@
 import type { Pool } from '../db/pool.ts';
-import { EsdbEventStore } from './esdb/esdb-event-store.ts';
 import type { EventStore } from './port.ts';
 import { SqlEventStore } from './sql/sql-event-store.ts';
 
@@ -8,10 +7,14 @@ import { SqlEventStore } from './sql/sql-event-store.ts';
  * behind `pool`; an esdb:// or kurrentdb:// connection string (optionally +discover) keeps them in EventStoreDB, with
  * command ids, unique keys and snapshots still in the SQL database behind `pool` (docs/eventstore-esdb.md).
  * The pool stays the caller's; close() on the store releases only what the store opened.
+ * The EventStoreDB adapter is imported only when asked for: its gRPC client takes about 0.3 s to load, which
+ * every CLI run, API start and audit unit process on the SQL store would otherwise pay for nothing.
  */
-export function openEventStore(config: { eventStore: string }, pool: Pool): EventStore {
+export async function openEventStore(config: { eventStore: string }, pool: Pool): Promise<EventStore> {
   if (config.eventStore === 'sql') return new SqlEventStore(pool);
-  if (/^(esdb|kurrentdb)(\+discover)?:\/\//.test(config.eventStore))
+  if (/^(esdb|kurrentdb)(\+discover)?:\/\//.test(config.eventStore)) {
+    const { EsdbEventStore } = await import('./esdb/esdb-event-store.ts');
     return EsdbEventStore.connect(config.eventStore, pool);
+  }
   throw new Error(`LEDGER_EVENT_STORE must be 'sql' or an esdb:// / kurrentdb:// connection string`);
 }

@@ -451,10 +451,10 @@ describe('openEventStore', () => {
   it('is the one place that picks the adapter', async () => {
     const pool = database.current.pool;
     const stores: EventStore[] = [
-      openEventStore({ eventStore: 'sql' }, pool),
-      openEventStore({ eventStore: 'esdb://localhost:2113?tls=false' }, pool),
-      openEventStore({ eventStore: 'kurrentdb://localhost:2113?tls=false' }, pool),
-      openEventStore({ eventStore: 'kurrentdb+discover://localhost:2113?tls=false' }, pool),
+      await openEventStore({ eventStore: 'sql' }, pool),
+      await openEventStore({ eventStore: 'esdb://localhost:2113?tls=false' }, pool),
+      await openEventStore({ eventStore: 'kurrentdb://localhost:2113?tls=false' }, pool),
+      await openEventStore({ eventStore: 'kurrentdb+discover://localhost:2113?tls=false' }, pool),
     ];
     expect(stores.map((store) => [store.kind, store.partitions])).toEqual([
       ['sql', 16],
@@ -464,6 +464,6 @@ describe('openEventStore', () => {
     ]);
     // The client connects lazily: closing one that never connected needs no server.
     for (const store of stores) await store.close();
-    expect(() => openEventStore({ eventStore: 'postgres://x' }, pool)).toThrow(/LEDGER_EVENT_STORE/);
+    await expect(openEventStore({ eventStore: 'postgres://x' }, pool)).rejects.toThrow(/LEDGER_EVENT_STORE/);
   });
 });
