@@ -691,9 +691,17 @@ function buildReport(input: {
 /**
  * The API processes' failed requests (pino JSON lines), counted by status and cause: `503 <cause>` for a
  * request the database could not serve (the API's own classification, isTransientDatabaseError: what
- * cutting a connection, killing the server or its restart produce, and a correct answer to them), `500
- * <cause>` for anything else, which is a finding.
+ * cutting a connection, killing the server or its restart produce, and a correct answer to them), a full
+ * write queue (`503 event-store-busy`) or a command past its deadline (`503 deadline`); `500 <cause>` for
+ * anything else, which is a finding.
  */
+/** The API's log messages for a 503 with Retry-After (plugins/errors.ts), and what the report calls each. */
+const RETRY_LATER_CAUSES: Readonly<Record<string, string>> = {
+  'request failed: database unavailable': 'database',
+  'request failed: event store busy': 'event-store-busy',
+  'request answered at its deadline': 'deadline',
+};
+
 function scanServerErrors(logPaths: readonly string[]): Record<string, number> {
   const causes: Record<string, number> = {};
   for (const logPath of logPaths) {
@@ -704,12 +712,16 @@ function scanServerErrors(logPaths: readonly string[]): Record<string, number> {
       continue;
     }
     for (const line of text.split('\n')) {
-      if (!line.startsWith('{') || !line.includes('request failed')) continue;
+      if (!line.startsWith('{') || !(line.includes('request failed') || line.includes('at its deadline')))
+        continue;
       try {
         const entry = JSON.parse(line) as { level?: number; msg?: unknown; err?: unknown };
-        const unavailable = entry.msg === 'request failed: database unavailable';
-        if (!unavailable && (entry.level ?? 0) < 50) continue;
-        const cause = `${unavailable ? 503 : 500} ${databaseErrorCause(entry.err ?? 'unknown')}`;
+        const retryLater = RETRY_LATER_CAUSES[String(entry.msg)];
+        if (retryLater === undefined && (entry.level ?? 0) < 50) continue;
+        const cause =
+          retryLater === undefined
+            ? `500 ${databaseErrorCause(entry.err ?? 'unknown')}`
+            : `503 ${retryLater === 'database' ? databaseErrorCause(entry.err ?? 'unknown') : retryLater}`;
         causes[cause] = (causes[cause] ?? 0) + 1;
       } catch {
         // A line cut by SIGKILL.
