@@ -125,7 +125,7 @@ function daysInMonth(year: number, month: number): number {
 /** Any accepted ISO instant to the canonical UTC form, or null if it is not one. */
 export function normalizeIsoInstant(text: string): IsoInstant | null {
   const ms = parseIsoInstantMs(text);
-  return ms === null ? null : new Date(ms).toISOString();
+  return ms === null ? null : msToIso(ms);
 }
 
 export function isCanonicalIsoInstant(text: unknown): text is IsoInstant {
