@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mysql, { type Pool, type RowDataPacket } from 'mysql2/promise';
+import { RETRY_LATER_LOG_MESSAGES } from '../../src/api/plugins/errors.ts';
 import { databaseErrorCause } from '../../src/db/pool.ts';
 import { createKey } from '../../src/auth/keys.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -695,12 +696,10 @@ function buildReport(input: {
  * write queue (`503 event-store-busy`) or a command past its deadline (`503 deadline`); `500 <cause>` for
  * anything else, which is a finding.
  */
-/** The API's log messages for a 503 with Retry-After (plugins/errors.ts), and what the report calls each. */
-const RETRY_LATER_CAUSES: Readonly<Record<string, string>> = {
-  'request failed: database unavailable': 'database',
-  'request failed: event store busy': 'event-store-busy',
-  'request answered at its deadline': 'deadline',
-};
+/** The API's log message for each kind of 503 with Retry-After, to the cause it names. */
+const RETRY_LATER_CAUSES: ReadonlyMap<string, string> = new Map(
+  Object.entries(RETRY_LATER_LOG_MESSAGES).map(([cause, message]) => [message, cause]),
+);
 
 function scanServerErrors(logPaths: readonly string[]): Record<string, number> {
   const causes: Record<string, number> = {};
@@ -712,11 +711,13 @@ function scanServerErrors(logPaths: readonly string[]): Record<string, number> {
       continue;
     }
     for (const line of text.split('\n')) {
-      if (!line.startsWith('{') || !(line.includes('request failed') || line.includes('at its deadline')))
+      // Every request logs a line; only failures and the 503s' warn lines need parsing.
+      if (!line.startsWith('{')) continue;
+      if (!line.includes('request failed') && ![...RETRY_LATER_CAUSES.keys()].some((m) => line.includes(m)))
         continue;
       try {
         const entry = JSON.parse(line) as { level?: number; msg?: unknown; err?: unknown };
-        const retryLater = RETRY_LATER_CAUSES[String(entry.msg)];
+        const retryLater = RETRY_LATER_CAUSES.get(String(entry.msg));
         if (retryLater === undefined && (entry.level ?? 0) < 50) continue;
         const cause =
           retryLater === undefined

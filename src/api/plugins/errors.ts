@@ -6,6 +6,16 @@ import { EventStoreBusyError } from '../../eventstore/port.ts';
 import { CommandDeadlineError } from '../member-command.ts';
 import type { Metrics } from './metrics.ts';
 
+/**
+ * The warn line logged with each kind of 503 + Retry-After, by the cause it names: operators search for
+ * them and the chaos harness counts them (scripts/chaos/harness.ts), so they are spelled once, here.
+ */
+export const RETRY_LATER_LOG_MESSAGES = {
+  database: 'request failed: database unavailable',
+  'event-store-busy': 'request failed: event store busy',
+  deadline: 'request answered at its deadline',
+} as const;
+
 /** Seconds a client is asked to wait before it retries a request the database could not serve. */
 export const DATABASE_RETRY_AFTER_SECONDS = 1;
 
@@ -108,7 +118,7 @@ export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): v
     }
     if (error instanceof EventStoreBusyError) {
       countCommand(request, 'service-unavailable');
-      request.log.warn({ err: error }, 'request failed: event store busy');
+      request.log.warn({ err: error }, RETRY_LATER_LOG_MESSAGES['event-store-busy']);
       return retryLater(
         reply,
         'the ledger is busy and wrote nothing for this request; send it again (with the same Idempotency-Key)',
@@ -116,7 +126,7 @@ export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): v
     }
     if (error instanceof CommandDeadlineError) {
       countCommand(request, 'deadline');
-      request.log.warn({ deadlineMs: error.deadlineMs }, 'request answered at its deadline');
+      request.log.warn({ deadlineMs: error.deadlineMs }, RETRY_LATER_LOG_MESSAGES.deadline);
       return retryLater(
         reply,
         `the command did not finish within ${error.deadlineMs} ms and may still be recorded: send it again with the same Idempotency-Key, which answers what was recorded`,
@@ -127,7 +137,7 @@ export function registerErrorHandling(app: FastifyInstance, metrics: Metrics): v
       // 503 tells the till to retry (a 500 would page an operator for a network blip); the log keeps the
       // cause at warn.
       countCommand(request, 'service-unavailable');
-      request.log.warn({ err: loggableError(error) }, 'request failed: database unavailable');
+      request.log.warn({ err: loggableError(error) }, RETRY_LATER_LOG_MESSAGES.database);
       return retryLater(
         reply,
         request.method === 'POST'
