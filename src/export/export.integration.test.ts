@@ -30,7 +30,13 @@ import {
 } from './event-pass.ts';
 import { drainTenant } from './drain.ts';
 import { previousPeriodExport } from './export-runs.ts';
-import { forEachMemberRow, type MemberRow } from './ledger-pass.ts';
+import {
+  forEachMemberRow,
+  memberRowsPlan,
+  MOVEMENT_COLUMNS,
+  type MemberRow,
+  type MemberRowsPlan,
+} from './ledger-pass.ts';
 import { resolvePeriod, type Period } from './period.ts';
 import {
   BALANCES_HEADER,
@@ -224,6 +230,26 @@ async function expectedBalances(tenantId: string, fromAt: string, toAt: string):
         [streamId.slice('member-'.length), opening, ...kinds.map((k) => moved[k]), closing].join(','),
       );
   }
+  return lines;
+}
+
+const MEMBER_ROWS_PLANS: readonly MemberRowsPlan[] = ['whole-history', 'since-period'];
+
+/** The member rows as of an export's heads, read by one plan, as balances.csv lines. */
+async function memberRowLines(
+  tenantId: string,
+  period: Period,
+  summary: ExportSummary,
+  plan: MemberRowsPlan,
+): Promise<string[]> {
+  const lines: string[] = [];
+  await forEachMemberRow(runtime.pool, tenantId, period, summary.asOf.partitions, plan, async (row) => {
+    lines.push(
+      [row.memberId, row.opening, ...MOVEMENT_COLUMNS.map((kind) => row.movements[kind]), row.closing].join(
+        ',',
+      ),
+    );
+  });
   return lines;
 }
 
@@ -439,6 +465,11 @@ describe('finance export over random histories', () => {
           expect(balances.rows.map((row) => row.join(','))).toEqual(
             await expectedBalances(tenantId, fromAt, toAt),
           );
+          // Both ways of reading the member rows give the file's rows, whichever the export picked.
+          for (const plan of MEMBER_ROWS_PLANS)
+            expect(await memberRowLines(tenantId, periodOf(result.summary), result.summary, plan)).toEqual(
+              balances.rows.map((row) => row.join(',')),
+            );
           const stores = await readCsv(result.dir, 'stores.csv');
           expect(stores.header).toBe(STORES_HEADER);
           const summary = JSON.parse(
@@ -751,13 +782,19 @@ describe('finance export: member rows as of the heads the export fixed', () => {
     clock.set('2026-02-03T02:00:00.000Z');
     expect(await exec(tenantId, b, purchase('b-2', 'store-1', 20_000))).toBe(true);
     const january = resolvePeriod('2026-01-01', '2026-02-01', 'Asia/Shanghai');
+    // Both plans, which must agree.
     const rowsAsOf = async (heads: PartitionHead[]) => {
       await drainTenant(runtime.pool, runtime.store, tenantId, await runtime.store.partitionHeads(tenantId));
-      const rows: MemberRow[] = [];
-      await forEachMemberRow(runtime.pool, tenantId, january, heads, async (row) => {
-        rows.push(row);
-      });
-      return rows;
+      const byPlan: MemberRow[][] = [];
+      for (const plan of MEMBER_ROWS_PLANS) {
+        const rows: MemberRow[] = [];
+        await forEachMemberRow(runtime.pool, tenantId, january, heads, plan, async (row) => {
+          rows.push(row);
+        });
+        byPlan.push(rows);
+      }
+      expect(byPlan[1]).toEqual(byPlan[0]);
+      return byPlan[0]!;
     };
     const heads = await runtime.store.partitionHeads(tenantId);
     const fixed = await rowsAsOf(heads);
@@ -787,6 +824,60 @@ describe('finance export: member rows as of the heads the export fixed', () => {
       periodEntries: 2,
     });
     expect(now.find((row) => row.memberId === a)).toEqual(fixed.find((row) => row.memberId === a));
+  });
+});
+
+describe('finance export: member rows of a long history', () => {
+  it('read the accounts and the entries since the period start when the period is a small share of the history, with the same rows', async () => {
+    tenantCounter += 1;
+    const tenantId = `export-${tenantCounter}`;
+    clock.set('2023-03-01T00:00:00.000Z');
+    const created = await runtime.tenants.create({
+      tenantId,
+      timeZone: 'Asia/Shanghai',
+      programme: { expiry: { kind: 'days', days: 20 } },
+    });
+    if (!created.ok) throw new Error(created.rejection.detail);
+    const [a, b, c] = [newId(), newId(), newId()];
+    clock.set('2023-03-02T02:00:00.000Z');
+    await register(tenantId, a);
+    await register(tenantId, b);
+    expect(await exec(tenantId, a, purchase('a-2023', 'store-1', 30_000))).toBe(true);
+    expect(await exec(tenantId, b, purchase('b-2023', 'store-2', 12_000))).toBe(true);
+    clock.set('2025-12-25T02:00:00.000Z');
+    expect(await exec(tenantId, b, purchase('b-dec', 'store-2', 8_000))).toBe(true);
+    // January: a's 2023 lot expires at its next command, b redeems, c registers and earns.
+    clock.set('2026-01-10T02:00:00.000Z');
+    expect(await exec(tenantId, a, purchase('a-jan', 'store-1', 5_000))).toBe(true);
+    expect(await exec(tenantId, b, redemption('store-2', 50))).toBe(true);
+    await register(tenantId, c);
+    expect(await exec(tenantId, c, purchase('c-jan', 'store-3', 9_000))).toBe(true);
+    // After the period: recorded in February, so in no January column, and not in January's closing.
+    clock.set('2026-02-01T03:00:00.000Z');
+    expect(await exec(tenantId, c, purchase('c-feb', 'store-3', 4_000))).toBe(true);
+    clock.set('2026-02-02T00:00:00.000Z');
+
+    const result = await exportPeriod(tenantId, '2026-01-01', '2026-02-01');
+    expect(result.summary.memberRows.plan).toBe('since-period');
+    expect(result.summary.reconciled).toBe(true);
+    const balances = await readCsv(result.dir, 'balances.csv');
+    const expected = await expectedBalances(tenantId, JAN, FEB);
+    expect(balances.rows.map((row) => row.join(','))).toEqual(expected);
+    expect(expected).toHaveLength(3);
+    for (const plan of MEMBER_ROWS_PLANS)
+      expect(await memberRowLines(tenantId, periodOf(result.summary), result.summary, plan)).toEqual(
+        expected,
+      );
+    // A period that is most of the history reads it whole.
+    clock.set('2023-05-02T00:00:00.000Z');
+    expect(
+      await memberRowsPlan(
+        runtime.pool,
+        tenantId,
+        resolvePeriod('2023-04-01', '2023-05-01', 'Asia/Shanghai'),
+        clock.nowIso(),
+      ),
+    ).toBe('whole-history');
   });
 });
 

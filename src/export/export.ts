@@ -30,7 +30,14 @@ import {
 } from './event-pass.ts';
 import { previousPeriodExport, recordExportRun, type PreviousExport } from './export-runs.ts';
 import { csvField, HashedFileWriter, sha256OfFile } from './files.ts';
-import { forEachMemberRow, MOVEMENT_COLUMNS, storeDailyTotals, storeRows } from './ledger-pass.ts';
+import {
+  forEachMemberRow,
+  memberRowsPlan,
+  MOVEMENT_COLUMNS,
+  storeDailyTotals,
+  storeRows,
+  type MemberRowsPlan,
+} from './ledger-pass.ts';
 import { resolvePeriod, tenantAsOf, type Period } from './period.ts';
 
 /** How long the export waits for projectors to reach the heads it fixed, after its own drain. */
@@ -110,6 +117,8 @@ export interface ExportSummary {
    * export left off (its carried totals, checked against the log's heads), and how many events it read.
    */
   independentPass: { start: 'log-start' | 'previous-export'; reason: string; eventsRead: number };
+  /** How the member rows were read (ledger-pass.ts): the whole history, or the accounts and the entries since `from`. */
+  memberRows: { plan: MemberRowsPlan };
   reconciled: boolean;
   checks: ExportCheck[];
 }
@@ -331,9 +340,10 @@ async function writeExport(
   let rowsNotRolling = 0;
   let rowsWithWrongSign = 0;
   const firstBadRows: string[] = [];
+  const plan = await memberRowsPlan(pool, tenantId, period, input.now);
   try {
     await balances.line(BALANCES_HEADER, false);
-    await forEachMemberRow(pool, tenantId, period, heads, async (row) => {
+    await forEachMemberRow(pool, tenantId, period, heads, plan, async (row) => {
       const moved = MOVEMENT_COLUMNS.reduce((sum, kind) => addPoints(sum, row.movements[kind]), 0);
       if (addPoints(row.opening, moved) !== row.closing) {
         rowsNotRolling += 1;
@@ -536,6 +546,7 @@ async function writeExport(
         reason: start.reason,
         eventsRead: events.eventsRead,
       },
+      memberRows: { plan },
       reconciled,
       checks,
     };
