@@ -1,8 +1,7 @@
 /**
  * npm run bench:audit — `ledger audit` over >= 1,000,000 events (docs/audit.md, "Cost").
  *
- * Builds a scratch database with a decider-made history (scripts/generate-history.ts: ~50 events a member,
- * every kind of movement), projects it with the real projector, then audits it and prints events/s, the
+ * Builds a scratch database with a decider-made history (scripts/lib/decided-history.ts), then audits it and prints events/s, the
  * cost per million events and the peak RSS of the audit phase. The audit must come out clean.
  *
  *   BENCH_EVENTS=1000000 BENCH_AUDIT_PROCESSES=2 BENCH_AUDIT_CONCURRENCY=2 npm run bench:audit
@@ -11,21 +10,18 @@
  * flight per process. The peak RSS printed is this process and its unit processes together.
  *
  * Building the history and projecting it takes minutes; the audit alone is what this measures. With
- * BENCH_REUSE=1 the database is kept under a fixed name (`pl_bench_audit_reuse_<events>`) and a later run
- * with the same BENCH_EVENTS audits it again without rebuilding (a build cut short is redone). Drop it with
- * BENCH_REUSE=drop when done.
+ * BENCH_REUSE=1 the database is kept under a fixed name (`pl_bench_decided_<events>`, which bench:export-rows
+ * reuses too) and a later run with the same BENCH_EVENTS audits it again without rebuilding (a build cut
+ * short is redone). Drop it with BENCH_REUSE=drop when done.
  */
 import os from 'node:os';
-import { generateHistory } from './generate-history.ts';
 import { runAudit, AUDIT_CONCURRENCY_DEFAULT } from '../src/audit/audit.ts';
-import type { Pool } from '../src/db/pool.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
-import { Projector } from '../src/projections/runtime.ts';
 import { fmt, machineLine, reusableDatabase, scratchDatabase, withBufferPool } from './lib/bench.ts';
+import { buildDecidedHistory, decidedHistoryName, DECIDED_HISTORY_TENANT } from './lib/decided-history.ts';
 import { lifetimePeakRssBytes, mib, withPeakTreeRss } from './lib/rss.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 1_000_000);
-const EVENTS_PER_MEMBER = 50;
 const CONCURRENCY = Number(process.env['BENCH_AUDIT_CONCURRENCY'] ?? AUDIT_CONCURRENCY_DEFAULT);
 const PROCESSES =
   process.env['BENCH_AUDIT_PROCESSES'] === undefined
@@ -38,64 +34,23 @@ const BUFFER_POOL_MIB =
   process.env['BENCH_BUFFER_POOL_MIB'] === undefined
     ? undefined
     : Number(process.env['BENCH_BUFFER_POOL_MIB']);
-const tenantId = 'bench';
-
-/** Generates about EVENTS events through the decider and projects them with the real projector. */
-async function build(pool: Pool): Promise<{ written: number; members: number }> {
-  const store = new SqlEventStore(pool);
-  let t0 = performance.now();
-  let generated = 0;
-  let written = 0;
-  let members = 0;
-  // generateHistory's per-member count varies around the mean: add members until the log has EVENTS.
-  while (written < EVENTS) {
-    const batch = Math.max(100, Math.ceil((EVENTS - written) / EVENTS_PER_MEMBER));
-    written += await generateHistory(store, {
-      tenantId,
-      seed: 42,
-      members: batch,
-      firstMember: members,
-      createTenant: members === 0,
-      eventsPerMember: EVENTS_PER_MEMBER,
-      stores: 6000,
-      concurrency: 16,
-      onMember: (events) => {
-        generated += events;
-        if (generated % 100_000 < events) process.stderr.write(`\rgenerated ${fmt(generated)} events`);
-      },
-    });
-    members += batch;
-  }
-  process.stderr.write('\n');
-  console.log(
-    `generated ${fmt(written)} events for ${fmt(members)} members in ${fmt((performance.now() - t0) / 1000, 1)} s`,
-  );
-
-  t0 = performance.now();
-  const projected = await new Projector(pool, store, {
-    owner: 'bench-audit',
-    partitionsConcurrent: 8,
-    onError: (e) => console.error(e),
-  }).runOnce();
-  console.log(`projected ${fmt(projected.events)} events in ${fmt((performance.now() - t0) / 1000, 1)} s`);
-  return { written, members };
-}
+const tenantId = DECIDED_HISTORY_TENANT;
 
 async function main(): Promise<void> {
   console.log(`bench:audit on ${machineLine()}`);
   if (REUSE === 'drop') {
-    const kept = await reusableDatabase(`pl_bench_audit_reuse_${EVENTS}`, 1);
+    const kept = await reusableDatabase(decidedHistoryName(EVENTS), 1);
     await kept.drop();
     console.log(`dropped ${kept.url}`);
     return;
   }
-  const reused = REUSE === '1' ? await reusableDatabase(`pl_bench_audit_reuse_${EVENTS}`, 40) : null;
+  const reused = REUSE === '1' ? await reusableDatabase(decidedHistoryName(EVENTS), 40) : null;
   const db = reused ?? (await scratchDatabase('pl_bench_audit', 40));
   try {
     if (reused?.ready === true) {
       console.log(`reusing ${reused.url} (built earlier; BENCH_REUSE=drop removes it)`);
     } else {
-      const built = await build(db.pool);
+      const built = await buildDecidedHistory(db.pool, EVENTS);
       await reused?.markReady(`${built.written} events, ${built.members} members`);
     }
     const store = new SqlEventStore(db.pool);
