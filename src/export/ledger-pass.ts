@@ -36,7 +36,7 @@ export const EXPORT_MEMBER_ROWS_BUFFERED = 2_000;
  * since-period is chosen when the time since `from` is at most this share of the time since the tenant's
  * first entry. Measured (BENCHMARKS.md): on bench:export's two-month history, where most entries lie since
  * `from`, since-period took 2.1-2.6 times as long as whole-history; on bench:export-rows' three-year history,
- * a twelfth for its last month and about 70 times as long for its first.
+ * a twelfth for its last month and 60 to 100 times as long for its first.
  */
 export const SINCE_PERIOD_TIME_SHARE_MAX = 0.25;
 export const MOVEMENT_COLUMNS: readonly MovementKind[] = [
