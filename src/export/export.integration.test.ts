@@ -21,6 +21,7 @@ import {
 } from '../domain/member/index.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
+import { openPool } from '../db/pool.ts';
 import { openRuntime, type Runtime } from '../runtime.ts';
 import {
   CARRY_EXPIRY_INSTANTS_MAX,
@@ -870,6 +871,66 @@ describe('finance export: member rows of a long history', () => {
         clock.nowIso(),
       ),
     ).toBe('whole-history');
+  });
+});
+
+describe('finance export: member rows when the writer fails', () => {
+  it('stop the read and give the pool its connection back (since-period streams its rows)', async () => {
+    // Read-model rows alone, more than the stream buffers: what this checks is the connection, not figures.
+    const tenantId = `export-stream-${newId().slice(0, 8)}`;
+    const members = 20_000;
+    for (let first = 0; first < members; first += 1_000) {
+      const rows = Array.from({ length: 1_000 }, (_, i) => [
+        tenantId,
+        `m-${String(first + i).padStart(6, '0')}`,
+        0,
+        '139****0000',
+        '0'.repeat(64),
+        'basic',
+        'store-1',
+        'pos',
+        100,
+        0,
+        100,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+        '0'.repeat(64),
+        '2025-12-01 00:00:00.000',
+        '2025-12-01 00:00:00.000',
+      ]);
+      await runtime.pool.query(
+        `INSERT INTO member_accounts (tenant_id, member_id, partition_no, phone_masked, phone_sha256, tier,
+           registered_store_id, channel, balance, held, earned_points, redeemed_points, expired_points,
+           adjusted_points, reversed_points, restored_points, version, last_event_hash, registered_at, updated_at)
+         VALUES ?`,
+        [rows],
+      );
+    }
+    const pool = await openPool(database.current.url, 1);
+    try {
+      const january = resolvePeriod('2026-01-01', '2026-02-01', 'Asia/Shanghai');
+      let seen = 0;
+      await expect(
+        forEachMemberRow(pool, tenantId, january, [], 'since-period', () => {
+          seen += 1;
+          return Promise.reject(new Error('disk full'));
+        }),
+      ).rejects.toThrow('disk full');
+      expect(seen).toBe(1);
+      // The pool's only connection (or its replacement) answers the next query: none is leaked.
+      const next = pool.query<RowDataPacket[]>('SELECT 1 AS one');
+      const stuck = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the pool did not answer within 10 s')), 10_000).unref(),
+      );
+      const [rows] = await Promise.race([next, stuck]);
+      expect(rows[0]!['one']).toBe(1);
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -233,7 +233,7 @@ async function sincePeriodRows(
     }
     connection.release();
   } catch (error) {
-    // A result not read to its end leaves the connection unusable: close it rather than return it.
+    // Closing the connection ends the statement; handed back, it would first read and drop every row left.
     stream.destroy();
     connection.destroy();
     throw error;
