@@ -4,7 +4,7 @@
  * assertions: decide asserted before writing, evolve asserts after reading). A failed assertion means
  * the stream and the rules disagree, which is a bug to stop at, never to paper over.
  */
-import { assert, assertNever } from '../assert.ts';
+import { assert, assertNever, fail } from '../assert.ts';
 import { ADJUSTMENT_IDS_RETENTION_DAYS, ORDER_RETENTION_DAYS_MIN } from '../limits.ts';
 import {
   addPoints,
@@ -33,10 +33,8 @@ import type { MemberState, OrderSummary, RegisteredMember } from './state.ts';
 import { assertMemberInvariants, findOrder, orderRetentionDays } from './state.ts';
 
 export function evolveMember(state: MemberState, event: MemberEvent): MemberState {
-  assert(
-    isCanonicalIsoInstant(event.data.at),
-    `event ${event.type} has a non-canonical at: ${event.data.at}`,
-  );
+  if (!isCanonicalIsoInstant(event.data.at))
+    fail(`event ${event.type} has a non-canonical at: ${event.data.at}`);
   if (event.type === 'MemberRegistered') {
     assert(!state.registered, 'MemberRegistered on a registered member');
     const data = event.data;
@@ -56,7 +54,7 @@ export function evolveMember(state: MemberState, event: MemberEvent): MemberStat
     assertMemberInvariants(next);
     return next;
   }
-  assert(state.registered, `${event.type} on an unregistered member`);
+  if (!state.registered) fail(`${event.type} on an unregistered member`);
   const next = apply(prune(state, event.data.at), event);
   assertMemberInvariants(next);
   return next;
@@ -95,18 +93,17 @@ function apply(
     case 'PurchaseRecorded':
       return applyPurchase(state, event);
     case 'TierChanged':
-      assert(event.data.from === state.tier, `TierChanged from ${event.data.from} but tier is ${state.tier}`);
+      if (event.data.from !== state.tier)
+        fail(`TierChanged from ${event.data.from} but tier is ${state.tier}`);
       assert(event.data.from !== event.data.to, 'TierChanged to the same tier');
       return { ...state, tier: event.data.to };
     case 'PointsHeld': {
       const data = event.data;
       assertPositivePoints(data.points, 'hold points');
-      assert(data.expiresAt > data.at, `hold ${data.holdId} expires before it is placed`);
-      assert(!state.holds.some((hold) => hold.holdId === data.holdId), `hold ${data.holdId} placed twice`);
-      assert(
-        !state.orders.some((order) => order.holdIds.includes(data.holdId)),
-        `hold ${data.holdId} was placed before`,
-      );
+      if (!(data.expiresAt > data.at)) fail(`hold ${data.holdId} expires before it is placed`);
+      if (state.holds.some((hold) => hold.holdId === data.holdId)) fail(`hold ${data.holdId} placed twice`);
+      if (state.orders.some((order) => order.holdIds.includes(data.holdId)))
+        fail(`hold ${data.holdId} was placed before`);
       const hold = {
         holdId: data.holdId,
         orderId: data.orderId,
@@ -127,11 +124,9 @@ function apply(
     case 'HoldReleased': {
       const data = event.data;
       const hold = state.holds.find((held) => held.holdId === data.holdId);
-      assert(hold !== undefined, `HoldReleased for hold ${data.holdId} which is not in state`);
-      assert(
-        hold.points === data.points,
-        `HoldReleased ${data.points} points but hold ${hold.holdId} has ${hold.points}`,
-      );
+      if (hold === undefined) fail(`HoldReleased for hold ${data.holdId} which is not in state`);
+      if (hold.points !== data.points)
+        fail(`HoldReleased ${data.points} points but hold ${hold.holdId} has ${hold.points}`);
       return { ...state, holds: state.holds.filter((held) => held.holdId !== data.holdId) };
     }
     case 'PointsRedeemed':
@@ -162,9 +157,9 @@ function applyCredit(
     assert(lot === null && debtRepaid === 0, 'a zero credit makes no lot and repays nothing');
     return state;
   }
-  assert(lot !== null && lot.points === points, `a credit of ${points} must make a lot of ${points}`);
+  if (!(lot !== null && lot.points === points)) fail(`a credit of ${points} must make a lot of ${points}`);
   const split = splitCredit(state.balance, points);
-  assert(debtRepaid === split.debtRepaid, `debtRepaid ${debtRepaid}, expected ${split.debtRepaid}`);
+  if (debtRepaid !== split.debtRepaid) fail(`debtRepaid ${debtRepaid}, expected ${split.debtRepaid}`);
   const lots =
     split.lotRemaining === 0
       ? state.lots
@@ -185,8 +180,8 @@ function applyDebit(
   consumed: readonly LotDebit[],
 ): RegisteredMember {
   assertPositivePoints(points, 'debit');
-  assert(sumBy(consumed, (debit) => debit.points) === points, `consumed lots do not add up to ${points}`);
-  assert(state.balance >= points, `debit of ${points} exceeds balance ${state.balance}`);
+  if (sumBy(consumed, (debit) => debit.points) !== points) fail(`consumed lots do not add up to ${points}`);
+  if (!(state.balance >= points)) fail(`debit of ${points} exceeds balance ${state.balance}`);
   return {
     ...state,
     balance: subtractPoints(state.balance, points),
@@ -195,10 +190,8 @@ function applyDebit(
 }
 
 function assertBalanceAfter(state: RegisteredMember, balanceAfter: number, type: MemberEvent['type']): void {
-  assert(
-    state.balance === balanceAfter,
-    `${type}: recomputed balance ${state.balance} != balanceAfter ${balanceAfter}`,
-  );
+  if (state.balance !== balanceAfter)
+    fail(`${type}: recomputed balance ${state.balance} != balanceAfter ${balanceAfter}`);
 }
 
 // ---- orders -------------------------------------------------------------------------------------
@@ -252,10 +245,11 @@ function withRedemption(
 
 function applyPurchase(state: RegisteredMember, event: PurchaseRecorded): RegisteredMember {
   const data = event.data;
-  assert(data.eligibleFen <= data.totalFen, `order ${data.orderId}: eligible exceeds total`);
-  assert((data.points === 0) === (data.lot === null), `order ${data.orderId}: a lot iff points were earned`);
+  if (!(data.eligibleFen <= data.totalFen)) fail(`order ${data.orderId}: eligible exceeds total`);
+  if (!((data.points === 0) === (data.lot === null)))
+    fail(`order ${data.orderId}: a lot iff points were earned`);
   const existing = findOrder(state, data.orderId);
-  assert(existing?.purchase == null, `order ${data.orderId} recorded twice`);
+  if (existing?.purchase != null) fail(`order ${data.orderId} recorded twice`);
   const credited = applyCredit(state, data.points, data.lot, data.debtRepaid, data.at);
   assertBalanceAfter(credited, data.balanceAfter, event.type);
   const order = orderOrNew(state, data.orderId, data.at);
@@ -280,16 +274,12 @@ function applyPurchase(state: RegisteredMember, event: PurchaseRecorded): Regist
 function applyCapture(state: RegisteredMember, event: HoldCaptured): RegisteredMember {
   const data = event.data;
   const hold = state.holds.find((held) => held.holdId === data.holdId);
-  assert(hold !== undefined, `HoldCaptured for hold ${data.holdId} which is not in state`);
-  assert(
-    hold.orderId === data.orderId && hold.storeId === data.storeId,
-    `HoldCaptured ${hold.holdId} names another order`,
-  );
+  if (hold === undefined) fail(`HoldCaptured for hold ${data.holdId} which is not in state`);
+  if (!(hold.orderId === data.orderId && hold.storeId === data.storeId))
+    fail(`HoldCaptured ${hold.holdId} names another order`);
   assertNonNegativePoints(data.releasedPoints, 'releasedPoints');
-  assert(
-    data.points + data.releasedPoints === hold.points,
-    `capture of ${hold.holdId} does not add up to the hold`,
-  );
+  if (data.points + data.releasedPoints !== hold.points)
+    fail(`capture of ${hold.holdId} does not add up to the hold`);
   const orders = withRedemption(state, data.orderId, data.points, data.consumed, data.at);
   const debited = applyDebit(state, data.points, data.consumed);
   assertBalanceAfter(debited, data.balanceAfter, event.type);
@@ -307,19 +297,16 @@ function applyRedemption(state: RegisteredMember, event: PointsRedeemed): Regist
 function applyRefund(state: RegisteredMember, event: PurchaseRefunded): RegisteredMember {
   const data = event.data;
   const order = findOrder(state, data.orderId);
-  assert(
-    order?.purchase != null,
-    `refund ${data.refundId} of order ${data.orderId} which has no purchase in state`,
-  );
+  if (order?.purchase == null)
+    fail(`refund ${data.refundId} of order ${data.orderId} which has no purchase in state`);
   const purchase = order.purchase;
-  assert(
-    !state.orders.some((known) => known.refundIds.includes(data.refundId)),
-    `refund ${data.refundId} recorded twice`,
-  );
+  if (state.orders.some((known) => known.refundIds.includes(data.refundId)))
+    fail(`refund ${data.refundId} recorded twice`);
   assertPositivePoints(data.amountFen, 'refund amountFen');
   const refundedFen = addPoints(order.refundedFen, data.amountFen);
-  assert(data.refundedFenTotal === refundedFen, `refund ${data.refundId}: refundedFenTotal does not add up`);
-  assert(refundedFen <= purchase.totalFen, `refund ${data.refundId} exceeds the order`);
+  if (data.refundedFenTotal !== refundedFen)
+    fail(`refund ${data.refundId}: refundedFenTotal does not add up`);
+  if (!(refundedFen <= purchase.totalFen)) fail(`refund ${data.refundId} exceeds the order`);
 
   // The contract's formula, checked on replay: cumulative reversal floor(P x F / T), restore floor(R x F / T).
   const pointsReversedTotal = addPoints(
@@ -327,29 +314,21 @@ function applyRefund(state: RegisteredMember, event: PurchaseRefunded): Register
     data.waivedPoints,
   );
   const pointsRestoredTotal = addPoints(order.pointsRestored, data.pointsRestored);
-  assert(
-    pointsReversedTotal === mulDivFloor(purchase.pointsEarned, refundedFen, purchase.totalFen),
-    `refund ${data.refundId}: cumulative reversal is not floor(P x F / T)`,
-  );
-  assert(
-    pointsRestoredTotal === mulDivFloor(order.redeemedPoints, refundedFen, purchase.totalFen),
-    `refund ${data.refundId}: cumulative restore is not floor(R x F / T)`,
-  );
+  if (pointsReversedTotal !== mulDivFloor(purchase.pointsEarned, refundedFen, purchase.totalFen))
+    fail(`refund ${data.refundId}: cumulative reversal is not floor(P x F / T)`);
+  if (pointsRestoredTotal !== mulDivFloor(order.redeemedPoints, refundedFen, purchase.totalFen))
+    fail(`refund ${data.refundId}: cumulative restore is not floor(R x F / T)`);
 
   // Reversal: lots first, the rest is debt.
   assertNonNegativePoints(data.pointsReversed, 'pointsReversed');
   assertNonNegativePoints(data.debtIncurred, 'debtIncurred');
   assertNonNegativePoints(data.waivedPoints, 'waivedPoints');
   const covered = sumBy(data.reversedConsumed, (debit) => debit.points);
-  assert(
-    covered + data.debtIncurred === data.pointsReversed,
-    `refund ${data.refundId}: reversal does not add up`,
-  );
+  if (covered + data.debtIncurred !== data.pointsReversed)
+    fail(`refund ${data.refundId}: reversal does not add up`);
   const lots = applyLotDebits(state.lots, data.reversedConsumed);
-  assert(
-    data.debtIncurred === 0 || lots.length === 0,
-    `refund ${data.refundId} made debt while lots were open`,
-  );
+  if (!(data.debtIncurred === 0 || lots.length === 0))
+    fail(`refund ${data.refundId} made debt while lots were open`);
   const reversed: RegisteredMember = {
     ...state,
     balance: subtractPoints(state.balance, data.pointsReversed),
@@ -357,10 +336,8 @@ function applyRefund(state: RegisteredMember, event: PurchaseRefunded): Register
   };
 
   // Restore: a credit like any other, expiring no sooner than the lots the redemption used.
-  assert(
-    data.restoredLot === null || data.restoredLot.expiresAt === order.redeemedLotExpiresAtMax,
-    `refund ${data.refundId}: restored lot must expire with the latest lot redeemed`,
-  );
+  if (!(data.restoredLot === null || data.restoredLot.expiresAt === order.redeemedLotExpiresAtMax))
+    fail(`refund ${data.refundId}: restored lot must expire with the latest lot redeemed`);
   const restored = applyCredit(reversed, data.pointsRestored, data.restoredLot, data.debtRepaid, data.at);
   assertBalanceAfter(restored, data.balanceAfter, event.type);
 
@@ -378,11 +355,9 @@ function applyRefund(state: RegisteredMember, event: PurchaseRefunded): Register
 
 function applyAdjustment(state: RegisteredMember, event: PointsAdjusted): RegisteredMember {
   const data = event.data;
-  assert(data.points !== 0, `adjustment ${data.adjustmentId} of zero points`);
-  assert(
-    !state.adjustments.some((known) => known.adjustmentId === data.adjustmentId),
-    `adjustment ${data.adjustmentId} recorded twice`,
-  );
+  if (data.points === 0) fail(`adjustment ${data.adjustmentId} of zero points`);
+  if (state.adjustments.some((known) => known.adjustmentId === data.adjustmentId))
+    fail(`adjustment ${data.adjustmentId} recorded twice`);
   let adjusted: RegisteredMember;
   if (data.points > 0) {
     assert(data.consumed.length === 0, 'a credit adjustment consumes no lots');
@@ -403,10 +378,8 @@ function applyExpiry(state: RegisteredMember, event: LotsExpired): RegisteredMem
   assert(data.asOf <= data.at, 'lots expired as of a time after the recording time');
   for (const debit of data.lots) {
     const lot = state.lots.find((open) => open.lotId === debit.lotId);
-    assert(
-      lot !== undefined && lot.expiresAt <= data.asOf,
-      `lot ${debit.lotId} is not due as of ${data.asOf}`,
-    );
+    if (!(lot !== undefined && lot.expiresAt <= data.asOf))
+      fail(`lot ${debit.lotId} is not due as of ${data.asOf}`);
   }
   const expired = applyDebit(state, data.points, data.lots);
   assertBalanceAfter(expired, data.balanceAfter, event.type);

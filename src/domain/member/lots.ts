@@ -4,7 +4,7 @@
  * member keeps are the ones that last longest. Every credit first repays debt; only the rest makes an
  * open lot.
  */
-import { assert } from '../assert.ts';
+import { assert, fail } from '../assert.ts';
 import { invalidField, type DomainErrorOf } from '../errors.ts';
 import { BALANCE_POINTS_MAX } from '../limits.ts';
 import { assertNonNegativePoints, assertPositivePoints, debtOf, minPoints, sumBy } from '../points.ts';
@@ -31,7 +31,7 @@ export function planConsumptionUpTo(lots: readonly OpenLot[], points: number): L
 /** Takes exactly `points`; the caller has checked that the lots cover them. */
 export function planConsumption(lots: readonly OpenLot[], points: number): LotDebit[] {
   const debits = planConsumptionUpTo(lots, points);
-  assert(sumBy(debits, (debit) => debit.points) === points, `lots do not cover a debit of ${points}`);
+  if (sumBy(debits, (debit) => debit.points) !== points) fail(`lots do not cover a debit of ${points}`);
   return debits;
 }
 
@@ -40,7 +40,7 @@ export function applyLotDebits(lots: readonly OpenLot[], debits: readonly LotDeb
   const taken = new Map<string, number>();
   for (const debit of debits) {
     assertPositivePoints(debit.points, 'debit.points');
-    assert(!taken.has(debit.lotId), `lot ${debit.lotId} is debited twice in one event`);
+    if (taken.has(debit.lotId)) fail(`lot ${debit.lotId} is debited twice in one event`);
     taken.set(debit.lotId, debit.points);
   }
   const next: OpenLot[] = [];
@@ -51,10 +51,11 @@ export function applyLotDebits(lots: readonly OpenLot[], debits: readonly LotDeb
       continue;
     }
     taken.delete(lot.lotId);
-    assert(points <= lot.remaining, `lot ${lot.lotId} has ${lot.remaining} points, debit wants ${points}`);
+    if (!(points <= lot.remaining))
+      fail(`lot ${lot.lotId} has ${lot.remaining} points, debit wants ${points}`);
     if (points < lot.remaining) next.push({ ...lot, remaining: lot.remaining - points });
   }
-  assert(taken.size === 0, `debit names lots that are not open: ${[...taken.keys()].join(', ')}`);
+  if (taken.size !== 0) fail(`debit names lots that are not open: ${[...taken.keys()].join(', ')}`);
   return next;
 }
 
@@ -63,14 +64,14 @@ export function latestExpiryOf(lots: readonly OpenLot[], debits: readonly LotDeb
   let latest: IsoInstant | null = null;
   for (const debit of debits) {
     const lot = lots.find((open) => open.lotId === debit.lotId);
-    assert(lot !== undefined, `debit names lot ${debit.lotId} which is not open`);
+    if (lot === undefined) fail(`debit names lot ${debit.lotId} which is not open`);
     if (latest === null || lot.expiresAt > latest) latest = lot.expiresAt;
   }
   return latest;
 }
 
 export function insertLot(lots: readonly OpenLot[], lot: OpenLot): OpenLot[] {
-  assert(!lots.some((open) => open.lotId === lot.lotId), `lot ${lot.lotId} is already open`);
+  if (lots.some((open) => open.lotId === lot.lotId)) fail(`lot ${lot.lotId} is already open`);
   const index = lots.findIndex((open) => compareLots(lot, open) < 0);
   return index === -1 ? [...lots, lot] : [...lots.slice(0, index), lot, ...lots.slice(index)];
 }
