@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { simulateMember } from '../../scripts/generate-history.ts';
 import { memberStreamId } from '../commands/streams.ts';
@@ -5,7 +6,13 @@ import { InvariantViolation } from '../domain/assert.ts';
 import type { MemberEvent } from '../domain/member/index.ts';
 import type { RecordedEvent } from '../eventstore/port.ts';
 import { BatchFold, planLoads, type LoadedRows } from './fold.ts';
-import { evaluateTags, validateTagRules, withPurchase } from './tags.ts';
+import {
+  evaluateTags,
+  TAG_RECENT_PURCHASES_MAX,
+  validateTagRules,
+  withPurchase,
+  type CategoryPurchases,
+} from './tags.ts';
 
 const tenantId = 't';
 
@@ -100,6 +107,28 @@ describe('tags', () => {
     expect(row.purchases).toBe(15);
     expect(row.recentAt).toHaveLength(10);
     expect(row.recentAt[0]).toBe(times[14]);
+  });
+
+  it('keeps the newest TAG_RECENT_PURCHASES_MAX times, newest first, whatever order purchases arrive in', () => {
+    const instant = fc
+      .integer({ min: Date.UTC(2020, 0, 1), max: Date.UTC(2030, 0, 1) })
+      .map((ms) => new Date(ms).toISOString());
+    const newestFirst = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+    fc.assert(
+      fc.property(fc.array(instant, { minLength: 1, maxLength: 40, size: 'large' }), (times) => {
+        // After every purchase, not only the last: the list must be right at each step.
+        let row: CategoryPurchases = { category: 'diabetes', purchases: 0, recentAt: [] };
+        times.forEach((at, index) => {
+          row = withPurchase(row, at);
+          const model = times
+            .slice(0, index + 1)
+            .sort(newestFirst)
+            .slice(0, TAG_RECENT_PURCHASES_MAX);
+          expect(row.recentAt).toEqual(model);
+          expect(row.purchases).toBe(index + 1);
+        });
+      }),
+    );
   });
 
   it('validates rules', () => {

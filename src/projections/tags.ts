@@ -10,7 +10,7 @@
  * Purchases count once per order and category; refunds do not uncount them.
  */
 import type { RowDataPacket } from 'mysql2/promise';
-import { assert } from '../domain/assert.ts';
+import { fail } from '../domain/assert.ts';
 import { CATEGORY_CHARS_MAX } from '../domain/limits.ts';
 import { addDaysIso } from '../domain/time.ts';
 import {
@@ -102,12 +102,20 @@ export interface CategoryPurchases {
 /** Adds a purchase at `at`; keeps the newest TAG_RECENT_PURCHASES_MAX times, newest first. */
 export function withPurchase(row: CategoryPurchases, at: string): CategoryPurchases {
   // Canonical instants compare as strings in time order, which the list relies on.
-  assert(isCanonicalInstantFast(at), `purchase time ${at} is not canonical`);
-  const recentAt = [...row.recentAt];
-  let index = 0;
-  while (index < recentAt.length && recentAt[index]! > at) index++;
-  recentAt.splice(index, 0, at);
-  if (recentAt.length > TAG_RECENT_PURCHASES_MAX) recentAt.length = TAG_RECENT_PURCHASES_MAX;
+  if (!isCanonicalInstantFast(at)) fail(`purchase time ${at} is not canonical`);
+  // One new list, built in order (the projector and the audit call this for every purchase's categories).
+  const recentAt: string[] = [];
+  let inserted = false;
+  for (const time of row.recentAt) {
+    if (recentAt.length === TAG_RECENT_PURCHASES_MAX) break;
+    if (!inserted && !(time > at)) {
+      recentAt.push(at);
+      inserted = true;
+      if (recentAt.length === TAG_RECENT_PURCHASES_MAX) break;
+    }
+    recentAt.push(time);
+  }
+  if (!inserted && recentAt.length < TAG_RECENT_PURCHASES_MAX) recentAt.push(at);
   return { category: row.category, purchases: row.purchases + 1, recentAt };
 }
 
