@@ -41,6 +41,7 @@ import {
 import { resolvePeriod, type Period } from './period.ts';
 import {
   BALANCES_HEADER,
+  ExportRefusedError,
   runExport,
   STORES_HEADER,
   type ExportResult,
@@ -861,6 +862,16 @@ describe('finance export: member rows of a long history', () => {
       expect(await memberRowLines(tenantId, periodOf(result.summary), result.summary, plan)).toEqual(
         expected,
       );
+    // Read this way too, a ledger entry edited in the read model is refused: the rows disagree with the events.
+    await runtime.pool.query(
+      "UPDATE ledger_entries SET points = points + 1 WHERE tenant_id = ? AND member_id = ? AND kind = 'earned' AND at >= ? AND at < ?",
+      [tenantId, c, '2025-12-31 16:00:00.000', '2026-01-31 16:00:00.000'],
+    );
+    const refused = await exportPeriod(tenantId, '2026-01-01', '2026-02-01').catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ExportRefusedError);
+    expect(
+      (refused as ExportRefusedError).checks.filter((check) => !check.passed).map((check) => check.name),
+    ).toContain('totals-match-events');
     // A period that is most of the history reads it whole.
     clock.set('2023-05-02T00:00:00.000Z');
     expect(
@@ -1034,6 +1045,7 @@ describe('finance export: periods, late uploads and refusals', () => {
       expect(await exportVerb.run(args(join(work, 'verb-ok')), config)).toBe(0);
       expect(out).toContain('123 points');
       expect(out).toContain('no earlier export ends at 2026-01-01');
+      expect(out).toContain('member rows read whole-history');
       expect(await exportVerb.run([...args(join(work, 'verb-full')), '--full-recompute'], config)).toBe(0);
       expect(out).toContain('asked for (--full-recompute)');
 

@@ -41,7 +41,7 @@ export const exportVerb: Verb = {
           `exported ${summary.tenantId} [${summary.period.from}, ${summary.period.to}) ${summary.period.timeZone} to ${result.outDir}`,
           `  ${summary.members} members, ${summary.stores} stores; opening ${totals['opening_points']} + movements = closing ${totals['closing_points']} points`,
           `  liability ${summary.liabilityFen} fen; expected breakage ${summary.breakage.expectedBreakageFen} fen (${summary.breakage.ratePpm} ppm)`,
-          `  as of ${summary.asOf.events} events; independent pass read ${summary.independentPass.eventsRead} events, ${summary.independentPass.reason}`,
+          `  as of ${summary.asOf.events} events; member rows read ${summary.memberRows.plan}; independent pass read ${summary.independentPass.eventsRead} events, ${summary.independentPass.reason}`,
           `  reconciled: ${summary.checks.map((c) => c.name).join(', ')}`,
           ...result.manifest.files.map((f) => `  ${f.name} ${f.rows} rows sha256 ${f.sha256}`),
           '',
