@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     // The export runs the day after the last entry; the last full month ends before it, the first begins after the first entry.
     const now = new Date(Date.parse(last) + 86_400_000).toISOString();
     const lastMonth = monthOf(addDaysToLocalDate(monthOf(localDate(last, TIME_ZONE)).from, -1));
-    const firstMonth = monthOf(addDaysToLocalDate(monthOf(localDate(first, TIME_ZONE)).to, 0));
+    const firstMonth = monthOf(monthOf(localDate(first, TIME_ZONE)).to);
     console.log(`history: ${fmt(Number(span['entries']))} ledger entries recorded from ${first} to ${last}`);
     let failed = false;
     for (const month of [lastMonth, firstMonth]) {

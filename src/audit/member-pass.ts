@@ -26,6 +26,7 @@ import {
   evolveMember,
   initialMemberState,
   maskPhone,
+  MOVEMENT_KINDS,
   movementsOf,
   type MemberEvent,
   type MemberState,
@@ -47,22 +48,10 @@ import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import type { Discrepancy, DiscrepancyLog } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
-export const MOVEMENT_KINDS: readonly MovementKind[] = [
-  'earned',
-  'redeemed',
-  'expired',
-  'adjusted',
-  'reversed',
-  'restored',
-];
-const MOVEMENT_KIND_INDEX: Readonly<Record<MovementKind, number>> = {
-  earned: 0,
-  redeemed: 1,
-  expired: 2,
-  adjusted: 3,
-  reversed: 4,
-  restored: 5,
-};
+/** Each kind's index in MOVEMENT_KINDS (the lifetime arrays below are in that order). */
+const MOVEMENT_KIND_INDEX = Object.fromEntries(
+  MOVEMENT_KINDS.map((kind, index) => [kind, index]),
+) as Readonly<Record<MovementKind, number>>;
 
 /** A slice of member ids: [low, high), high null = unbounded. */
 export interface MemberSlice {

@@ -19,6 +19,7 @@ import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlInt, type Pool } from '../db/pool.ts';
 import { addPoints } from '../domain/points.ts';
 import {
+  MOVEMENT_KINDS,
   movementsOf,
   STORE_MOVEMENT_KINDS,
   type LotCredit,
@@ -28,7 +29,6 @@ import {
 } from '../domain/member/index.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import { forEachLimited } from '../projections/engine.ts';
-import { MOVEMENT_COLUMNS } from './ledger-pass.ts';
 import type { Period } from './period.ts';
 
 export const EVENT_PASS_PAGE_EVENTS = 5_000;
@@ -98,7 +98,7 @@ export interface EventTotals {
 }
 
 function zeroMovements(): Record<MovementKind, number> {
-  return Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [kind, 0])) as Record<MovementKind, number>;
+  return Object.fromEntries(MOVEMENT_KINDS.map((kind) => [kind, 0])) as Record<MovementKind, number>;
 }
 
 /** The lots an event credits, and how much of each went to repaying debt (not credited to the lot). */

@@ -15,6 +15,7 @@ import { memberStreamId } from '../commands/streams.ts';
 import { loadConfig } from '../config.ts';
 import {
   availablePoints,
+  MOVEMENT_KINDS,
   movementsOf,
   type MemberCommand,
   type MemberEvent,
@@ -31,13 +32,7 @@ import {
 } from './event-pass.ts';
 import { drainTenant } from './drain.ts';
 import { previousPeriodExport } from './export-runs.ts';
-import {
-  forEachMemberRow,
-  memberRowsPlan,
-  MOVEMENT_COLUMNS,
-  type MemberRow,
-  type MemberRowsPlan,
-} from './ledger-pass.ts';
+import { forEachMemberRow, memberRowsPlan, type MemberRow, type MemberRowsPlan } from './ledger-pass.ts';
 import { resolvePeriod, type Period } from './period.ts';
 import {
   BALANCES_HEADER,
@@ -247,7 +242,7 @@ async function memberRowLines(
   const lines: string[] = [];
   await forEachMemberRow(runtime.pool, tenantId, period, summary.asOf.partitions, plan, async (row) => {
     lines.push(
-      [row.memberId, row.opening, ...MOVEMENT_COLUMNS.map((kind) => row.movements[kind]), row.closing].join(
+      [row.memberId, row.opening, ...MOVEMENT_KINDS.map((kind) => row.movements[kind]), row.closing].join(
         ',',
       ),
     );

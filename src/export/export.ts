@@ -17,7 +17,12 @@ import type { RowDataPacket } from 'mysql2/promise';
 import type { Clock } from '../clock.ts';
 import { sqlInt, type Pool } from '../db/pool.ts';
 import { addPoints, pointsToFen } from '../domain/points.ts';
-import { STORE_MOVEMENT_KINDS, type MovementKind, type StoreMovementKind } from '../domain/member/index.ts';
+import {
+  MOVEMENT_KINDS,
+  STORE_MOVEMENT_KINDS,
+  type MovementKind,
+  type StoreMovementKind,
+} from '../domain/member/index.ts';
 import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { newId } from '../ids.ts';
 import { drainTenant } from './drain.ts';
@@ -33,7 +38,6 @@ import { csvField, HashedFileWriter, sha256OfFile } from './files.ts';
 import {
   forEachMemberRow,
   memberRowsPlan,
-  MOVEMENT_COLUMNS,
   storeDailyTotals,
   storeRows,
   type MemberRowsPlan,
@@ -340,11 +344,12 @@ async function writeExport(
   let rowsNotRolling = 0;
   let rowsWithWrongSign = 0;
   const firstBadRows: string[] = [];
-  const plan = await memberRowsPlan(pool, tenantId, period, input.now);
   try {
+    // Inside the try: a failure here still closes the two writers below.
+    const plan = await memberRowsPlan(pool, tenantId, period, input.now);
     await balances.line(BALANCES_HEADER, false);
     await forEachMemberRow(pool, tenantId, period, heads, plan, async (row) => {
-      const moved = MOVEMENT_COLUMNS.reduce((sum, kind) => addPoints(sum, row.movements[kind]), 0);
+      const moved = MOVEMENT_KINDS.reduce((sum, kind) => addPoints(sum, row.movements[kind]), 0);
       if (addPoints(row.opening, moved) !== row.closing) {
         rowsNotRolling += 1;
         if (firstBadRows.length < 10) firstBadRows.push(row.memberId);
@@ -356,11 +361,11 @@ async function writeExport(
       closing = addPoints(closing, row.closing);
       if (row.closing > 0) outstanding = addPoints(outstanding, row.closing);
       else debt = addPoints(debt, row.closing);
-      for (const kind of MOVEMENT_COLUMNS) movements[kind] = addPoints(movements[kind], m[kind]);
+      for (const kind of MOVEMENT_KINDS) movements[kind] = addPoints(movements[kind], m[kind]);
       if (row.opening !== 0) openingDigest.update(`${row.memberId},${row.opening}\n`);
       if (row.closing !== 0) closingDigest.update(`${row.memberId},${row.closing}\n`);
       await balances.line(
-        [csvField(row.memberId), row.opening, ...MOVEMENT_COLUMNS.map((kind) => m[kind]), row.closing].join(
+        [csvField(row.memberId), row.opening, ...MOVEMENT_KINDS.map((kind) => m[kind]), row.closing].join(
           ',',
         ),
       );
@@ -415,7 +420,7 @@ async function writeExport(
       closing: events.closing,
       ...events.movements,
     };
-    const totalDiffs = sumsEqual(fromRows, fromLog, ['opening', ...MOVEMENT_COLUMNS, 'closing']);
+    const totalDiffs = sumsEqual(fromRows, fromLog, ['opening', ...MOVEMENT_KINDS, 'closing']);
     check(
       'totals-match-events',
       totalDiffs.length === 0,
@@ -522,7 +527,7 @@ async function writeExport(
       totals: {
         balances: {
           opening_points: opening,
-          ...Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [`${kind}_points`, movements[kind]])),
+          ...Object.fromEntries(MOVEMENT_KINDS.map((kind) => [`${kind}_points`, movements[kind]])),
           closing_points: closing,
         },
         stores: Object.fromEntries(STORE_MOVEMENT_KINDS.map((kind) => [`${kind}_points`, storeTotals[kind]])),

@@ -24,7 +24,12 @@ import type { Connection as CoreConnection } from 'mysql2';
 import type { RowDataPacket } from 'mysql2/promise';
 import { isoToSqlTime, sqlInt, sqlTimeToIso, type Pool } from '../db/pool.ts';
 import { addPoints, subtractPoints } from '../domain/points.ts';
-import { STORE_MOVEMENT_KINDS, type MovementKind, type StoreMovementKind } from '../domain/member/index.ts';
+import {
+  MOVEMENT_KINDS,
+  STORE_MOVEMENT_KINDS,
+  type MovementKind,
+  type StoreMovementKind,
+} from '../domain/member/index.ts';
 import { isoToMs } from '../domain/time.ts';
 import type { PartitionHead } from '../eventstore/port.ts';
 import type { Period } from './period.ts';
@@ -39,14 +44,6 @@ export const EXPORT_MEMBER_ROWS_BUFFERED = 2_000;
  * a twelfth for its last month and 60 to 100 times as long for its first.
  */
 export const SINCE_PERIOD_TIME_SHARE_MAX = 0.25;
-export const MOVEMENT_COLUMNS: readonly MovementKind[] = [
-  'earned',
-  'redeemed',
-  'expired',
-  'adjusted',
-  'reversed',
-  'restored',
-];
 
 export type MemberRowsPlan = 'whole-history' | 'since-period';
 
@@ -123,7 +120,7 @@ async function wholeHistoryRows(
   const from = isoToSqlTime(period.fromAt);
   const to = isoToSqlTime(period.toAt);
   const bound = positionBound(heads);
-  const kindSums = MOVEMENT_COLUMNS.map(
+  const kindSums = MOVEMENT_KINDS.map(
     (kind) => `SUM(CASE WHEN at >= ? AND kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`,
   ).join(',\n ');
   const page = async (after: string | null): Promise<RowDataPacket[]> => {
@@ -138,7 +135,7 @@ async function wholeHistoryRows(
        GROUP BY member_id ORDER BY member_id LIMIT ?`,
       [
         from,
-        ...MOVEMENT_COLUMNS.map(() => from),
+        ...MOVEMENT_KINDS.map(() => from),
         from,
         tenantId,
         ...(after === null ? [] : [after]),
@@ -160,7 +157,7 @@ async function wholeHistoryRows(
       await emit({
         memberId: String(row['member_id']),
         opening: sqlInt(row['opening']),
-        movements: Object.fromEntries(MOVEMENT_COLUMNS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
+        movements: Object.fromEntries(MOVEMENT_KINDS.map((kind) => [kind, sqlInt(row[kind])])) as Record<
           MovementKind,
           number
         >,
@@ -179,12 +176,12 @@ async function sincePeriodRows(
   emit: (row: MemberRow) => Promise<void>,
 ): Promise<void> {
   const bound = positionBound(heads);
-  const lifetime = MOVEMENT_COLUMNS.map((kind) => `a.${kind}_points`).join(' + ');
-  const periodSums = MOVEMENT_COLUMNS.map(
+  const lifetime = MOVEMENT_KINDS.map((kind) => `a.${kind}_points`).join(' + ');
+  const periodSums = MOVEMENT_KINDS.map(
     (kind) => `SUM(CASE WHEN in_period = 1 AND kind = '${kind}' THEN points ELSE 0 END) AS ${kind}`,
   ).join(',\n ');
   // Columns by index (rowsAsArray): member_id, lifetime total, the six period sums, period entries, later.
-  const sql = `SELECT a.member_id, ${lifetime}, ${MOVEMENT_COLUMNS.map((kind) => `s.${kind}`).join(', ')},
+  const sql = `SELECT a.member_id, ${lifetime}, ${MOVEMENT_KINDS.map((kind) => `s.${kind}`).join(', ')},
        s.period_entries, s.later
      FROM member_accounts a
      LEFT JOIN (
@@ -218,7 +215,7 @@ async function sincePeriodRows(
       const sum = (index: number) => (row[index] === null ? 0 : sqlInt(row[index]));
       const movements = {} as Record<MovementKind, number>;
       let moved = 0;
-      MOVEMENT_COLUMNS.forEach((kind, index) => {
+      MOVEMENT_KINDS.forEach((kind, index) => {
         movements[kind] = sum(2 + index);
         moved = addPoints(moved, movements[kind]);
       });

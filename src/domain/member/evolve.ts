@@ -246,7 +246,7 @@ function withRedemption(
 function applyPurchase(state: RegisteredMember, event: PurchaseRecorded): RegisteredMember {
   const data = event.data;
   if (!(data.eligibleFen <= data.totalFen)) fail(`order ${data.orderId}: eligible exceeds total`);
-  if (!((data.points === 0) === (data.lot === null)))
+  if ((data.points === 0) !== (data.lot === null))
     fail(`order ${data.orderId}: a lot iff points were earned`);
   const existing = findOrder(state, data.orderId);
   if (existing?.purchase != null) fail(`order ${data.orderId} recorded twice`);

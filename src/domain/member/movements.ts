@@ -7,8 +7,10 @@
 import { assertNever } from '../assert.ts';
 import type { MemberEvent } from './events.ts';
 
+/** Every kind of movement, in the finance export's column order (balances.csv). */
+export const MOVEMENT_KINDS = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'] as const;
 /** Named like the finance export's columns. */
-export type MovementKind = 'earned' | 'redeemed' | 'expired' | 'adjusted' | 'reversed' | 'restored';
+export type MovementKind = (typeof MOVEMENT_KINDS)[number];
 
 /**
  * The movements a store's figures add up (stores.csv, store_daily_totals): adjustments and expiries
