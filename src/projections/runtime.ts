@@ -3,8 +3,8 @@
  * applies the log from the stored checkpoint in batches (batch.ts). Several processes share the
  * partitions; a lease and its fencing token guarantee no two ever commit to one partition at once.
  *
- * Loop: every tick (leaseSeconds / 3) heartbeat, renew leases, rebalance (target share =
- * ceil(partitions / live processes)); every round, one partitionHeads read per tenant, then up to
+ * Loop: every tick (leaseSeconds / 3) heartbeat, renew leases, rebalance (target share, tenant by tenant =
+ * ceil(the tenant's partitions / live processes)); every round, one partitionHeads read per tenant, then up to
  * partitionsConcurrent partitions with new events drain a few batches each; with nothing to do it sleeps
  * idleSleepMs (100 ms by default), so an event reaches the read models about 100-200 ms after its commit.
  */
@@ -237,38 +237,42 @@ export class Projector {
       if (!this.owned.has(key)) await releaseLease(this.pool, lease, this.owner);
     }
 
-    const total = tenants.length * this.store.partitions;
-    const share = Math.ceil(total / live);
-    if (this.owned.size > share) {
-      const extra = [...this.owned.entries()]
-        .sort(([a], [b]) => (a < b ? 1 : -1))
-        .slice(0, this.owned.size - share);
-      for (const [key, owned] of extra) {
-        this.owned.delete(key);
-        await releaseLease(this.pool, owned.lease, this.owner);
-      }
-      return;
-    }
-    const candidates: { tenantId: string; partition: number }[] = [];
+    // Each tenant's partitions are shared out on their own: a share of all partitions together could be
+    // every partition of one tenant, and then a busy tenant's whole load would fall on one process.
+    const share = Math.ceil(this.store.partitions / live);
+    const ownedOf = new Map<string, [string, Owned][]>(tenants.map((tenantId) => [tenantId, []]));
+    for (const entry of this.owned) ownedOf.get(entry[1].lease.tenantId)?.push(entry);
     for (const tenantId of tenants) {
-      for (let partition = 0; partition < this.store.partitions; partition++) {
-        if (!this.owned.has(leaseKey(tenantId, partition))) candidates.push({ tenantId, partition });
+      const owned = ownedOf.get(tenantId)!;
+      if (owned.length > share) {
+        const extra = owned.sort(([a], [b]) => (a < b ? 1 : -1)).slice(0, owned.length - share);
+        for (const [key, { lease }] of extra) {
+          this.owned.delete(key);
+          await releaseLease(this.pool, lease, this.owner);
+        }
+        continue;
       }
-    }
-    // Start at a random place so processes starting together do not all ask for the same rows first.
-    const offset = candidates.length === 0 ? 0 : Math.floor(Math.random() * candidates.length);
-    for (let index = 0; index < candidates.length && this.owned.size < share; index++) {
-      const { tenantId, partition } = candidates[(index + offset) % candidates.length]!;
-      const acquiredAtMs = Date.now();
-      const lease = await tryAcquireLease(this.pool, tenantId, partition, this.owner, this.leaseSeconds);
-      if (lease === null) continue;
-      this.owned.set(leaseKey(tenantId, partition), {
-        lease,
-        position: null,
-        deadlineMs: acquiredAtMs + this.leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS,
-        retryAtMs: 0,
-        backoffMs: ERROR_BACKOFF_MS_MIN,
-      });
+      const candidates: number[] = [];
+      for (let partition = 0; partition < this.store.partitions; partition++) {
+        if (!this.owned.has(leaseKey(tenantId, partition))) candidates.push(partition);
+      }
+      // Start at a random place so processes starting together do not all ask for the same rows first.
+      const offset = Math.floor(Math.random() * candidates.length);
+      let held = owned.length;
+      for (let index = 0; index < candidates.length && held < share; index++) {
+        const partition = candidates[(index + offset) % candidates.length]!;
+        const acquiredAtMs = Date.now();
+        const lease = await tryAcquireLease(this.pool, tenantId, partition, this.owner, this.leaseSeconds);
+        if (lease === null) continue;
+        held += 1;
+        this.owned.set(leaseKey(tenantId, partition), {
+          lease,
+          position: null,
+          deadlineMs: acquiredAtMs + this.leaseSeconds * 1000 - LEASE_SAFETY_MARGIN_MS,
+          retryAtMs: 0,
+          backoffMs: ERROR_BACKOFF_MS_MIN,
+        });
+      }
     }
   }
 
