@@ -21,6 +21,7 @@ import { addPoints } from '../domain/points.ts';
 import {
   MOVEMENT_KINDS,
   movementsOf,
+  POSTING_EVENT_TYPES_SQL,
   STORE_MOVEMENT_KINDS,
   type LotCredit,
   type MemberEvent,
@@ -39,17 +40,6 @@ export const EVENT_PASS_CONCURRENCY = 4;
  * and the next one reads the log from its start (slower, never wrong).
  */
 export const CARRY_EXPIRY_INSTANTS_MAX = 100_000;
-/** Event types that move points or credit lots; the rest are read as a position only (no JSON parsed). */
-const MOVING_TYPES_SQL = [
-  'PurchaseRecorded',
-  'HoldCaptured',
-  'PointsRedeemed',
-  'PurchaseRefunded',
-  'PointsAdjusted',
-  'LotsExpired',
-]
-  .map((type) => `'${type}'`)
-  .join(', ');
 
 const points = z.number().int().refine(Number.isSafeInteger);
 /**
@@ -166,7 +156,7 @@ export async function recomputeFromEvents(
     let firstOfLaterPeriod: number | null = null;
     for (;;) {
       const [rows] = await pool.query<RowDataPacket[]>(
-        `SELECT position, stream_id, event_type, IF(event_type IN (${MOVING_TYPES_SQL}), data, NULL) AS data
+        `SELECT position, stream_id, event_type, IF(event_type IN (${POSTING_EVENT_TYPES_SQL}), data, NULL) AS data
          FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
         [tenantId, head.partition, after, EVENT_PASS_PAGE_EVENTS],
       );

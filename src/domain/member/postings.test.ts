@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { MemberEvent } from './events.ts';
+import { MEMBER_EVENT_TYPES, type MemberEvent } from './events.ts';
 import { movementsOf } from './movements.ts';
-import { memberPointsDelta, postingsFor } from './postings.ts';
+import { memberPointsDelta, POSTING_EVENT_TYPES, postingsFor } from './postings.ts';
 import {
   adjust,
   capture,
@@ -37,6 +37,23 @@ const events: MemberEvent[] = history([
 ]);
 
 describe('postingsFor', () => {
+  it('posts for exactly the POSTING_EVENT_TYPES: every other type has neither postings nor movements', () => {
+    const posting = new Set<string>(POSTING_EVENT_TYPES);
+    for (const type of POSTING_EVENT_TYPES)
+      expect(
+        events.some((event) => event.type === type && postingsFor(event).length > 0),
+        type,
+      ).toBe(true);
+    const others = MEMBER_EVENT_TYPES.filter((type) => !posting.has(type));
+    expect(others.length + POSTING_EVENT_TYPES.length).toBe(MEMBER_EVENT_TYPES.length);
+    for (const type of others) {
+      // Whatever the data: these types never post.
+      const event = { type, data: {} } as MemberEvent;
+      expect(postingsFor(event), type).toEqual([]);
+      expect(movementsOf(event), type).toEqual([]);
+    }
+  });
+
   it('maps each movement to a pair between the member and one tenant account', () => {
     const byType = (type: MemberEvent['type']) =>
       events.filter((event) => event.type === type).map(postingsFor);

@@ -40,6 +40,23 @@ function credit(points: number, account: TenantAccount): Posting[] {
   return points === 0 ? [] : pair(points, account);
 }
 
+/**
+ * The event types that post (and so move points or credit lots); every other type's postingsFor and
+ * movementsOf are empty. Readers that need only those (the audit's pass A, the export's event pass) parse
+ * the data of these types alone.
+ */
+export const POSTING_EVENT_TYPES: readonly MemberEvent['type'][] = [
+  'PurchaseRecorded',
+  'HoldCaptured',
+  'PointsRedeemed',
+  'PurchaseRefunded',
+  'PointsAdjusted',
+  'LotsExpired',
+];
+
+/** POSTING_EVENT_TYPES as an SQL list, for `event_type IN (...)`. */
+export const POSTING_EVENT_TYPES_SQL = POSTING_EVENT_TYPES.map((type) => `'${type}'`).join(', ');
+
 export function postingsFor(event: MemberEvent): Posting[] {
   let postings: Posting[];
   switch (event.type) {
