@@ -1,4 +1,5 @@
 import type { RowDataPacket } from 'mysql2/promise';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { generateHistory } from '../../scripts/generate-history.ts';
 import { useTestDatabase } from '../../test/helpers/database.ts';
@@ -460,6 +461,123 @@ describe('audit: read-model drift is caught field by field', () => {
         table: 'ledger_entries',
         field: `entry ${String(entry!['stream_version'])}/${String(entry!['movement_no'])} points`,
       }),
+    );
+  });
+});
+
+describe('audit: double entry, the postings of the events against tenant_totals', () => {
+  /** Every partition's head and checkpoint. */
+  async function partitionsOf(
+    tenantId: string,
+  ): Promise<{ partition: number; head: number; checkpoint: number }[]> {
+    return (
+      await rows(
+        `SELECT p.partition_no, p.next_position - 1 AS head, COALESCE(c.position, 0) AS checkpoint
+         FROM log_partitions p LEFT JOIN projection_checkpoints c ON c.tenant_id = p.tenant_id AND c.partition_no = p.partition_no
+         WHERE p.tenant_id = ? ORDER BY p.partition_no`,
+        [tenantId],
+      )
+    ).map((row) => ({
+      partition: sqlInt(row['partition_no']),
+      head: sqlInt(row['head']),
+      checkpoint: sqlInt(row['checkpoint']),
+    }));
+  }
+
+  it('an edited total, a deleted one and a forged account are each named with their partition', async () => {
+    const tenantId = await projectedTenant();
+    const [edited, deleted] = await rows(
+      `SELECT partition_no, account FROM tenant_totals WHERE tenant_id = ? AND account IN ('member', 'issued')
+       ORDER BY partition_no, account LIMIT 2 OFFSET 3`,
+      [tenantId],
+    );
+    await pool().query(
+      'UPDATE tenant_totals SET points = points + 5 WHERE tenant_id = ? AND partition_no = ? AND account = ?',
+      [tenantId, edited!['partition_no'], edited!['account']],
+    );
+    await pool().query('DELETE FROM tenant_totals WHERE tenant_id = ? AND partition_no = ? AND account = ?', [
+      tenantId,
+      deleted!['partition_no'],
+      deleted!['account'],
+    ]);
+    await pool().query(
+      "INSERT INTO tenant_totals (tenant_id, partition_no, account, points, postings) VALUES (?, 2, 'forged', 9, 1)",
+      [tenantId],
+    );
+    const discrepancies = found(await audit(tenantId)).filter((d) => d.table === 'tenant_totals');
+    const named = (row: RowDataPacket, field: string) =>
+      expect.objectContaining({
+        kind: 'postings',
+        partition: sqlInt(row['partition_no']),
+        field: `${String(row['account'])} ${field}`,
+      });
+    expect(discrepancies).toContainEqual(named(edited!, 'points'));
+    expect(discrepancies).toContainEqual(named(deleted!, 'points'));
+    expect(discrepancies).toContainEqual(named(deleted!, 'postings'));
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ partition: 2, field: 'forged points', expected: 0, actual: 9 }),
+    );
+    expect(discrepancies).toContainEqual(
+      expect.objectContaining({ partition: 2, field: 'forged postings', expected: 0, actual: 1 }),
+    );
+    expect(discrepancies).toHaveLength(5);
+  });
+
+  it('gives the same result wherever the passes split the postings, with the projector behind and a total edited', async () => {
+    const tenantId = await projectedTenant(20, 12);
+    // Events the projector has not applied yet, in most partitions.
+    await generateHistory(store(), {
+      tenantId,
+      seed: 77,
+      members: 8,
+      eventsPerMember: 8,
+      stores: 6,
+      firstMember: 500,
+      createTenant: false,
+    });
+    const clean = await audit(tenantId);
+    expect(found(clean)).toEqual([]);
+    expect(clean.totalLag).toBeGreaterThan(0);
+    const [total] = await rows(
+      "SELECT partition_no FROM tenant_totals WHERE tenant_id = ? AND account = 'member' ORDER BY partition_no DESC LIMIT 1",
+      [tenantId],
+    );
+    await pool().query(
+      "UPDATE tenant_totals SET points = points - 3 WHERE tenant_id = ? AND partition_no = ? AND account = 'member'",
+      [tenantId, total!['partition_no']],
+    );
+    const tampered = found(await audit(tenantId));
+    expect(tampered).toEqual([
+      expect.objectContaining({
+        kind: 'postings',
+        partition: sqlInt(total!['partition_no']),
+        field: 'member points',
+      }),
+    ]);
+    const partitions = await partitionsOf(tenantId);
+    await fc.assert(
+      fc.asyncProperty(
+        // Per partition: anywhere from the log's start to beyond its head, below or above the checkpoint.
+        fc.tuple(...partitions.map(({ head }) => fc.integer({ min: 0, max: head + 3 }))),
+        async (split) => {
+          const report = await runAudit(pool(), store(), {
+            tenantId,
+            pageRows: 37,
+            eventPageRows: 23,
+            checkpointsAtStart: new Map(split.map((position, partition) => [partition, position])),
+          });
+          expect(found(report)).toEqual(tampered);
+          expect(report.tenants[0]!.postings).toEqual(clean.tenants[0]!.postings);
+        },
+      ),
+      {
+        numRuns: 8,
+        examples: [
+          [partitions.map(() => 0)],
+          [partitions.map(({ head }) => head)],
+          [partitions.map(({ checkpoint }) => checkpoint)],
+        ],
+      },
     );
   });
 });

@@ -2,11 +2,14 @@
  * `ledger audit`: proves, for each tenant, that the log is intact and that the read models are exactly
  * what the events say (docs/audit.md). Two passes, each split into independent units run with bounded
  * concurrency, each unit in its own consistent snapshot:
- *   A. per log partition, in position order: partition chains, heads, export heads, postings vs tenant_totals;
+ *   A. per log partition, in position order: partition chains, heads, export heads, checkpoint and
+ *      tenant_totals;
  *   B. per slice of member ids, in stream order: stream chains and heads, the domain fold, `available`,
  *      and every read-model row of every member, field by field;
  *   C. per month of local days: store_daily_totals against the ledger entries (which B proves).
- * Plus the tenant's own stream (chain and head), and the tenant's postings summing to zero.
+ * Plus the tenant's own stream (chain and head). The events' postings and the last export's recount are
+ * counted by B below the checkpoints read when the audit starts and by A above them, and compared when
+ * every unit is done (postings.ts, tally.ts): each event's data is parsed once.
  * Units run in this process and, for a large log, in child processes too (unit-process.ts): the audit's
  * time is JavaScript, and one process runs its JavaScript on one core.
  * Memory is bounded by the units in flight (two pages per cursor) and the processes, never by the log's size.
@@ -15,16 +18,16 @@ import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlInt, sqlTimeToIso, type Pool } from '../db/pool.ts';
-import { addPoints } from '../domain/points.ts';
 import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import { StreamChainVerifier } from '../eventstore/verify.ts';
 import { parseCarry } from '../export/export-runs.ts';
-import { compareExportRecount, type ExportRecountPart, type RecordedExport } from './export-recount.ts';
+import type { RecordedExport } from './export-recount.ts';
 import { TENANT_TIME_ZONE_DEFAULT } from '../domain/tenant/decider.ts';
 import { tenantAsOf } from '../export/period.ts';
 import { memberSlices } from './member-pass.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
-import { DiscrepancyLog, type AuditReport, type PartitionReport, type TenantReport } from './report.ts';
+import { DiscrepancyLog, type AuditReport, type TenantReport } from './report.ts';
+import { TenantTally } from './tally.ts';
 import { storeDayRanges } from './store-day-pass.ts';
 import { runUnit, type UnitJob, type UnitOutcome, type UnitProgress } from './unit.ts';
 import { UnitProcess } from './unit-process.ts';
@@ -85,6 +88,12 @@ export interface AuditOptions {
   /** Smaller pages in tests exercise the keyset paging. */
   pageRows?: number;
   eventPageRows?: number;
+  /**
+   * Where the postings are split between the passes (postings.ts), per partition, instead of the
+   * checkpoints read when the audit starts. Without writers any split gives the same result: tests draw
+   * them at random to prove it.
+   */
+  checkpointsAtStart?: ReadonlyMap<number, number>;
 }
 
 export interface AuditProgress {
@@ -100,7 +109,7 @@ export class AuditCannotRunError extends Error {
   override name = 'AuditCannotRunError';
 }
 
-/** The tenant's last export: what pass A recounts (export-recount.ts), and what the report names. */
+/** The tenant's last export: what passes A and B recount (export-recount.ts), and what the report names. */
 interface LastExport extends RecordedExport {
   from: string;
   to: string;
@@ -126,14 +135,6 @@ async function lastExport(pool: Pool, tenantId: string): Promise<LastExport | nu
     closingPoints: sqlInt(row['closing_points']),
     carry: row['carry'] === null ? null : parseCarry(String(row['carry'])),
   };
-}
-
-function exportHeadOf(
-  exported: LastExport | null,
-  partition: number,
-): { position: number; lastHash: string } | null {
-  const head = exported?.heads.find((h) => h.partition === partition);
-  return head === undefined ? null : { position: head.position, lastHash: head.lastHash };
 }
 
 /** One process per core, but none beyond one per AUDIT_EVENTS_PER_PROCESS_MIN events. */
@@ -246,17 +247,17 @@ async function auditTenant(
     options.onProgress?.(progress);
   };
 
-  const partitionReports: PartitionReport[] = [];
-  const recounts: ExportRecountPart[] = [];
-  const postings = new Map<string, number>();
-  let members = 0;
-  let storeDays = 0;
+  const tally = new TenantTally(tenantId, log);
+  const checkpointsAtStart =
+    options.checkpointsAtStart === undefined
+      ? await checkpointsOf(pool, tenantId)
+      : [...options.checkpointsAtStart];
   const jobs: UnitJob[] = [];
   const job = (unit: UnitJob['unit']): UnitJob => ({
     tenantId,
     unit,
-    exportHead: unit.kind === 'partition' ? exportHeadOf(exported, unit.partition) : null,
-    exportToAt: unit.kind === 'partition' ? (exported?.toAt ?? null) : null,
+    checkpointsAtStart,
+    lastExport: exported === null ? null : { toAt: exported.toAt, heads: exported.heads },
     pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,
     eventPageRows: options.eventPageRows ?? AUDIT_EVENT_PAGE_ROWS,
   });
@@ -280,14 +281,7 @@ async function auditTenant(
       while (failure === null && next < jobs.length) {
         const unitJob = jobs[next++]!;
         try {
-          const outcome = await runner.run(unitJob, onEvents);
-          log.merge(outcome.discrepancies, outcome.discrepancyCount);
-          if (outcome.partition !== null) partitionReports.push(outcome.partition);
-          if (outcome.exportRecount !== null) recounts.push(outcome.exportRecount);
-          for (const [account, points] of outcome.postings)
-            postings.set(account, addPoints(postings.get(account) ?? 0, points));
-          members += outcome.members;
-          storeDays += outcome.storeDays;
+          tally.add(await runner.run(unitJob, onEvents));
         } catch (error) {
           failure ??= { error };
         }
@@ -296,25 +290,12 @@ async function auditTenant(
   );
   if (failure !== null) throw (failure as { error: unknown }).error;
   await auditOtherStreams(pool, store, tenantId, log);
-  if (exported !== null) compareExportRecount(tenantId, exported, recounts, log);
-
-  const sum = [...postings.values()].reduce((total, points) => addPoints(total, points), 0);
-  if (sum !== 0) {
-    log.add({
-      kind: 'postings',
-      tenantId,
-      field: 'sum of all postings',
-      expected: 0,
-      actual: sum,
-      detail: "the tenant's postings do not sum to zero",
-    });
-  }
-  partitionReports.sort((a, b) => a.partition - b.partition);
+  const { partitions: partitionReports, postings } = tally.finish(exported);
   return {
     tenantId,
     events: partitionReports.reduce((total, p) => total + p.eventsVerified, 0),
-    members,
-    storeDays,
+    members: tally.members,
+    storeDays: tally.storeDays,
     partitions: partitionReports,
     postings: Object.fromEntries([...postings.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
     lastExport:
@@ -324,6 +305,18 @@ async function auditTenant(
     discrepancies: log.listed,
     discrepancyCount: log.count,
   };
+}
+
+/**
+ * The tenant's checkpoints, read before any unit's snapshot: every event at or below them had committed
+ * (postings.ts).
+ */
+async function checkpointsOf(pool: Pool, tenantId: string): Promise<[number, number][]> {
+  const [rows] = await pool.query<RowDataPacket[]>(
+    'SELECT partition_no, position FROM projection_checkpoints WHERE tenant_id = ?',
+    [tenantId],
+  );
+  return rows.map((row) => [sqlInt(row['partition_no']), sqlInt(row['position'])]);
 }
 
 /** Streams that are not members' (the tenant's own stream): chain and head, through the port. */

@@ -1,5 +1,5 @@
 /**
- * The last finance export, recounted from the events by pass A. An export records its closing (the next
+ * The last finance export, recounted from the events by passes A and B. An export records its closing (the next
  * period's opening must equal it) and a carry for the next period's independent pass (export/event-pass.ts):
  * the event-derived closing, the breakage inputs, the credits of lots still to expire, and per partition
  * the head it counted to and the position from which the next export reads. The export built its carry on
@@ -7,8 +7,11 @@
  * changed in the database, or an event of the exported period that reached the log after the export, is
  * found here and not first by the next month's export.
  *
- * Each partition unit recounts its own events (ExportRecount, plain data out, so it crosses to a child
- * process); the tenant adds the parts up and compares (compareExportRecount). What is counted is what the
+ * The events are split as the postings are (postings.ts): pass B recounts, per partition, the events of its
+ * slice at or below the audit's starting checkpoint, since it parses them anyway, and pass A the events
+ * above it. Each keeps an ExportRecount per partition (plain data out, so it crosses to a child process);
+ * the tenant merges the parts of each partition (mergeRecountParts), adds them up and compares
+ * (compareExportRecount). What is counted is what the
  * export's pass counts: every member event that moves points or credits a lot, recorded before the
  * period's end, at or below the export's head of its partition.
  */
@@ -64,17 +67,21 @@ export class ExportRecount {
     private readonly head: number,
   ) {}
 
-  /** Every event of the partition, in position order: its position, and the member event if it moves points. */
+  /**
+   * An event of the partition: its position, and the member event if it moves points. In any order, and
+   * split between recounts in any way (mergeRecountParts adds their parts up).
+   */
   add(position: number, event: MemberEvent | null): void {
-    this.lastPosition = position;
+    if (position > this.lastPosition) this.lastPosition = position;
     if (event === null) return;
     if (event.data.at >= this.toAt) {
-      this.firstOfLaterPeriod ??= position;
+      if (this.firstOfLaterPeriod === null || position < this.firstOfLaterPeriod)
+        this.firstOfLaterPeriod = position;
       return;
     }
     if (position > this.head) {
       this.lateCount += 1;
-      if (this.lateEvents.length < LATE_EVENTS_LISTED_MAX) this.lateEvents.push(position);
+      listLate(this.lateEvents, [position]);
       return;
     }
     for (const movement of movementsOf(event)) this.closing = addPoints(this.closing, movement.points);
@@ -100,6 +107,45 @@ export class ExportRecount {
       lateCount: this.lateCount,
     };
   }
+}
+
+/** Keeps the LATE_EVENTS_LISTED_MAX lowest positions of `listed` and `more` in `listed`, ascending. */
+function listLate(listed: number[], more: readonly number[]): void {
+  listed.push(...more);
+  listed.sort((a, b) => a - b);
+  listed.length = Math.min(listed.length, LATE_EVENTS_LISTED_MAX);
+}
+
+/** One part per partition: the parts of recounts that each saw some of a partition's events, added up. */
+export function mergeRecountParts(parts: readonly ExportRecountPart[]): ExportRecountPart[] {
+  const merged = new Map<number, ExportRecountPart>();
+  for (const part of parts) {
+    const into = merged.get(part.partition);
+    if (into === undefined) {
+      merged.set(part.partition, {
+        ...part,
+        pendingCredits: [...part.pendingCredits],
+        lateEvents: [...part.lateEvents],
+      });
+      continue;
+    }
+    into.closing = addPoints(into.closing, part.closing);
+    into.expiredPoints = addPoints(into.expiredPoints, part.expiredPoints);
+    into.maturedCreditedPoints = addPoints(into.maturedCreditedPoints, part.maturedCreditedPoints);
+    const pending = new Map(into.pendingCredits);
+    for (const [expiresAt, points] of part.pendingCredits)
+      pending.set(expiresAt, addPoints(pending.get(expiresAt) ?? 0, points));
+    into.pendingCredits = [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (
+      part.firstOfLaterPeriod !== null &&
+      (into.firstOfLaterPeriod === null || part.firstOfLaterPeriod < into.firstOfLaterPeriod)
+    )
+      into.firstOfLaterPeriod = part.firstOfLaterPeriod;
+    into.lastPosition = Math.max(into.lastPosition, part.lastPosition);
+    listLate(into.lateEvents, part.lateEvents);
+    into.lateCount += part.lateCount;
+  }
+  return [...merged.values()].sort((a, b) => a.partition - b.partition);
 }
 
 /** Adds the partitions' parts up and reports where the recorded export differs from the events. */

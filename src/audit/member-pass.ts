@@ -9,7 +9,9 @@
  *   goes below zero except through a refund's reversal;
  * - compares the read models with the fold as of the projector's checkpoint (read in the same snapshot),
  *   field by field: the account row, every open lot, every open hold, every ledger entry, every category's
- *   purchase counts, and the member's tags (where the partition's tags follow the tenant's current rules).
+ *   purchase counts, and the member's tags (where the partition's tags follow the tenant's current rules);
+ * - adds up, per partition, the postings and the last export's recount of the events at or below the
+ *   audit's starting checkpoints, from the data it parses for the fold (postings.ts).
  * Memory: two pages per cursor (the one consumed and the next, fetched meanwhile) and one member's state; a
  * member's events and ledger entries are compared as they stream by, so even a stream of millions of
  * events is never held.
@@ -43,7 +45,10 @@ import {
   withPurchase,
   type CategoryPurchases,
 } from '../projections/tags.ts';
+import type { PartitionHead } from '../eventstore/port.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
+import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
+import { POSTING_TYPES, PostingSums, type AccountSums } from './postings.ts';
 import { chainProblemToDiscrepancy } from './partition-pass.ts';
 import type { Discrepancy, DiscrepancyLog } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
@@ -75,12 +80,20 @@ export interface SlicePassInput {
   pageRows: number;
   /** Events per page of the events cursor (rows carry the whole event). */
   eventPageRows: number;
+  /** Each partition's checkpoint when the audit started: the events at or below it post here (postings.ts). */
+  checkpointsAtStart: ReadonlyMap<number, number>;
+  /** The last finance export, recounted here from the same events as the postings (export-recount.ts). */
+  lastExport: { toAt: string; heads: readonly PartitionHead[] } | null;
   onEvents?: (count: number) => void;
 }
 
 export interface SlicePassResult {
   events: number;
   members: number;
+  /** Postings of the slice's events at or below the starting checkpoints, per partition. */
+  postingsBelowStart: [partition: number, sums: AccountSums][];
+  /** The last export recounted from those events, one part per partition (none without an export). */
+  exportRecounts: ExportRecountPart[];
 }
 
 /**
@@ -360,6 +373,22 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         .map((row) => sqlInt(row['partition_no'])),
     );
     const c = cursors(connection, input);
+    // Double entry and the export recount below the starting checkpoints (postings.ts): per partition.
+    const belowStart = new Map<number, PostingSums>();
+    const recounts = new Map<number, ExportRecount>();
+    const countBelowStart = (partition: number, position: number, event: MemberEvent) => {
+      let sums = belowStart.get(partition);
+      if (sums === undefined) belowStart.set(partition, (sums = new PostingSums()));
+      sums.addEvent(event);
+      const exported = input.lastExport;
+      if (exported === null) return;
+      let recount = recounts.get(partition);
+      if (recount === undefined) {
+        const head = exported.heads.find((h) => h.partition === partition)?.position ?? 0;
+        recounts.set(partition, (recount = new ExportRecount(partition, exported.toAt, head)));
+      }
+      recount.add(position, event);
+    };
     let events = 0;
     let members = 0;
     let pendingProgress = 0;
@@ -466,9 +495,30 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         const isCovered = position <= checkpoint && eventPartition === partition;
         let at = '';
         let movements: Movement[] = [];
+        let domainEvent: MemberEvent | null = null;
+        let parseError: unknown = null;
+        try {
+          domainEvent = { type: row[5], data: JSON.parse(row[6]) as unknown } as MemberEvent;
+        } catch (error) {
+          parseError = error;
+        }
+        if (POSTING_TYPES.has(row[5]) && position <= (input.checkpointsAtStart.get(eventPartition) ?? 0)) {
+          try {
+            if (domainEvent === null) throw parseError;
+            countBelowStart(eventPartition, position, domainEvent);
+          } catch (error) {
+            add({
+              kind: 'postings',
+              streamVersion: version,
+              partition: eventPartition,
+              position,
+              detail: `the event's postings cannot be computed: ${error instanceof Error ? error.message : String(error)}`,
+            });
+          }
+        }
         if (failedAt === null) {
           try {
-            const domainEvent = { type: row[5], data: JSON.parse(row[6]) as unknown } as MemberEvent;
+            if (domainEvent === null) throw parseError;
             at = domainEvent.data.at;
             const availableBefore = state.registered ? state.balance - heldOf(state, at) : 0;
             const next = evolveMember(state, domainEvent);
@@ -696,7 +746,12 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       }
     }
     if (pendingProgress > 0) input.onEvents?.(pendingProgress);
-    return { events, members };
+    return {
+      events,
+      members,
+      postingsBelowStart: [...belowStart].map(([partition, sums]) => [partition, sums.toData()]),
+      exportRecounts: [...recounts.values()].map((recount) => recount.part()),
+    };
   });
 }
 

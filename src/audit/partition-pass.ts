@@ -4,33 +4,24 @@
  *   following from its predecessor, the chain ending at the head recorded in log_partitions;
  * - the head the last finance export recorded for this partition is still in the log, with the same hash
  *   (a tail cut after an export saw it is caught even if log_partitions and streams were rewritten);
- * - double entry: the postings of the events up to the projector's checkpoint equal tenant_totals of this
- *   partition, account by account (points and number of postings), and the checkpoint is not beyond the head.
- * - the last export's closing and carry, recounted from this partition's events (export-recount.ts).
- * It reads only the columns the chain needs, plus `data` for the events that post (so JSON is parsed only
- * where it carries points), as arrays (rowsAsArray: no object per row). Memory: one page.
+ * - the checkpoint is not beyond the head;
+ * - double entry, with pass B (postings.ts): the checkpoint and tenant_totals as this snapshot has them, and
+ *   the postings of the events above the audit's starting checkpoint (pass B adds up those below);
+ * - the last export's closing and carry, recounted from the same events above it (export-recount.ts).
+ * It reads only the columns the chain needs, plus `data` for the events that post above the starting
+ * checkpoint (on a quiet system none: pass B parses the rest), as arrays (rowsAsArray: no object per row).
+ * Memory: one page.
  */
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlInt, type Pool, type PoolConnection } from '../db/pool.ts';
-import { addPoints } from '../domain/points.ts';
-import { postingsFor, type MemberEvent } from '../domain/member/index.ts';
+import { POSTING_EVENT_TYPES_SQL, type MemberEvent } from '../domain/member/index.ts';
 import { GENESIS_HASH } from '../eventstore/hash.ts';
 import { PartitionChainVerifier, scratchEvent, type ChainProblem } from '../eventstore/verify.ts';
 import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
+import { PostingSums, type PartitionPostings } from './postings.ts';
 import type { DiscrepancyLog, PartitionReport } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
-
-/** Event types whose postings are non-empty (postings.ts); the others need no JSON parse here. */
-const POSTING_TYPES = [
-  'PurchaseRecorded',
-  'HoldCaptured',
-  'PointsRedeemed',
-  'PurchaseRefunded',
-  'PointsAdjusted',
-  'LotsExpired',
-];
-const POSTING_TYPES_SQL = POSTING_TYPES.map((type) => `'${type}'`).join(', ');
 
 export interface PartitionPassInput {
   pool: Pool;
@@ -40,15 +31,17 @@ export interface PartitionPassInput {
   exportHead: { position: number; lastHash: string } | null;
   /** The end of the last export's period, when there is one to recount. */
   exportToAt: string | null;
+  /** The partition's checkpoint when the audit started: pass B counts the events at or below it. */
+  checkpointAtStart: number;
   pageRows: number;
   onEvents?: (count: number) => void;
 }
 
 export interface PartitionPassResult {
   report: PartitionReport;
-  /** Postings per account over every event of the partition. */
-  postings: Map<string, number>;
-  /** This partition's share of the last export, recounted (null without an export). */
+  /** This pass's side of the double-entry check (postings.ts). */
+  postings: PartitionPostings;
+  /** The last export recounted from the events above the starting checkpoint (null without an export). */
   exportRecount: ExportRecountPart | null;
 }
 
@@ -102,8 +95,12 @@ export async function auditPartition(
     );
 
     const verifier = new PartitionChainVerifier(tenantId, partition);
-    const postings = new Map<string, number>();
-    const atCheckpoint = new Map<string, { points: number; postings: number }>();
+    const atStart = input.checkpointAtStart;
+    const aboveStart = new PostingSums();
+    const toCheckpoint = new PostingSums();
+    // Events above this are parsed: those above the starting checkpoint, and those above a checkpoint that
+    // went back since (a rebuild), whose postings come off pass B's sums.
+    const parsedAbove = Math.min(atStart, checkpoint);
     let after = 0;
     let verified = 0;
     // Position 0 is the empty log: its hash is the genesis hash, present by definition.
@@ -119,11 +116,11 @@ export async function auditPartition(
       const [page] = await connection.query<RowDataPacket[]>(
         {
           sql: `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type,
-                  IF(event_type IN (${POSTING_TYPES_SQL}), data, NULL)
+                  IF(position > ? AND event_type IN (${POSTING_EVENT_TYPES_SQL}), data, NULL)
                 FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
           rowsAsArray: true,
         },
-        [tenantId, partition, after, input.pageRows],
+        [parsedAbove, tenantId, partition, after, input.pageRows],
       );
       const rows = page as unknown as unknown[][];
       for (const row of rows) {
@@ -138,29 +135,27 @@ export async function auditPartition(
         const data = row[6];
         let recounted = false;
         if (data !== null && data !== undefined && memberIdOfStream(link.streamId) !== null) {
+          const position = link.position;
           try {
             const event = { type: String(row[5]), data: JSON.parse(String(data)) as unknown } as MemberEvent;
-            for (const posting of postingsFor(event)) {
-              postings.set(posting.account, addPoints(postings.get(posting.account) ?? 0, posting.points));
-              if (link.position <= checkpoint) {
-                const sum = atCheckpoint.get(posting.account) ?? { points: 0, postings: 0 };
-                sum.points = addPoints(sum.points, posting.points);
-                sum.postings += 1;
-                atCheckpoint.set(posting.account, sum);
-              }
-            }
-            recount?.add(link.position, event);
-            recounted = true;
+            if (position > atStart) {
+              aboveStart.addEvent(event);
+              if (position <= checkpoint) toCheckpoint.addEvent(event);
+              recount?.add(position, event);
+              recounted = true;
+            } else if (position > checkpoint) toCheckpoint.addEvent(event, -1);
           } catch (error) {
-            log.add({
-              kind: 'postings',
-              tenantId,
-              streamId: link.streamId,
-              streamVersion: link.streamVersion,
-              partition,
-              position: link.position,
-              detail: `the event's postings cannot be computed: ${error instanceof Error ? error.message : String(error)}`,
-            });
+            // At or below the starting checkpoint pass B reports it.
+            if (position > atStart)
+              log.add({
+                kind: 'postings',
+                tenantId,
+                streamId: link.streamId,
+                streamVersion: link.streamVersion,
+                partition,
+                position,
+                detail: `the event's postings cannot be computed: ${error instanceof Error ? error.message : String(error)}`,
+              });
           }
         }
         if (!recounted) recount?.add(link.position, null);
@@ -199,31 +194,6 @@ export async function auditPartition(
       });
     }
 
-    // tenant_totals of this partition = the postings of the events the projector says it applied.
-    const recorded = new Map(
-      totalRows.map((row) => [
-        String(row['account']),
-        { points: sqlInt(row['points']), postings: sqlInt(row['postings']) },
-      ]),
-    );
-    for (const account of new Set([...recorded.keys(), ...atCheckpoint.keys()])) {
-      const expected = atCheckpoint.get(account) ?? { points: 0, postings: 0 };
-      const actual = recorded.get(account) ?? { points: 0, postings: 0 };
-      for (const field of ['points', 'postings'] as const) {
-        if (expected[field] === actual[field]) continue;
-        log.add({
-          kind: 'postings',
-          tenantId,
-          partition,
-          table: 'tenant_totals',
-          field: `${account} ${field}`,
-          expected: expected[field],
-          actual: actual[field],
-          detail: `tenant_totals of account ${account} differ from the postings of the events up to the checkpoint ${checkpoint}`,
-        });
-      }
-    }
-
     return {
       report: {
         partition,
@@ -233,7 +203,17 @@ export async function auditPartition(
         eventsVerified: verified,
         lastExportHead: input.exportHead?.position ?? null,
       },
-      postings,
+      postings: {
+        partition,
+        checkpoint,
+        recorded: totalRows.map((row) => [
+          String(row['account']),
+          sqlInt(row['points']),
+          sqlInt(row['postings']),
+        ]),
+        toCheckpoint: toCheckpoint.toData(),
+        aboveStart: aboveStart.toData(),
+      },
       exportRecount: recount?.part() ?? null,
     };
   });

@@ -7,8 +7,10 @@
  */
 import type { Pool } from '../db/pool.ts';
 import { auditSlice, type MemberSlice } from './member-pass.ts';
+import type { PartitionHead } from '../eventstore/port.ts';
 import type { ExportRecountPart } from './export-recount.ts';
 import { auditPartition } from './partition-pass.ts';
+import type { AccountSums, PartitionPostings } from './postings.ts';
 import { DiscrepancyLog, type Discrepancy, type PartitionReport } from './report.ts';
 import { auditStoreDays, type StoreDayRange } from './store-day-pass.ts';
 
@@ -20,20 +22,23 @@ export type AuditUnit =
 export interface UnitJob {
   tenantId: string;
   unit: AuditUnit;
-  /** What the last export recorded for this partition (partition units only). */
-  exportHead: { position: number; lastHash: string } | null;
-  /** The end of the last export's period, to recount its closing and carry (partition units only). */
-  exportToAt: string | null;
+  /** Every partition's checkpoint when the audit started (postings.ts), as [partition, position]. */
+  checkpointsAtStart: [partition: number, position: number][];
+  /** The last finance export, to recount: the end of its period and the heads it was as of. */
+  lastExport: { toAt: string; heads: PartitionHead[] } | null;
   pageRows: number;
   eventPageRows: number;
 }
 
 export interface UnitOutcome {
-  /** Partition units: the partition's report and its postings per account over every event. */
+  /** Partition units: the partition's report. */
   partition: PartitionReport | null;
-  postings: [account: string, points: number][];
-  /** Partition units: the partition's share of the last export, recounted. */
-  exportRecount: ExportRecountPart | null;
+  /** Partition units: pass A's side of the partition's double-entry check. */
+  partitionPostings: PartitionPostings | null;
+  /** Slice units: postings of the slice's events at or below the starting checkpoints, per partition. */
+  postingsBelowStart: [partition: number, sums: AccountSums][];
+  /** The last export recounted from the events the unit parsed for it: at most one part per partition. */
+  exportRecounts: ExportRecountPart[];
   /** Slice units: members audited. */
   members: number;
   /** Store-day units: local days compared. */
@@ -49,46 +54,50 @@ export type UnitProgress = (pass: 'chain' | 'member', count: number) => void;
 export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress): Promise<UnitOutcome> {
   const log = new DiscrepancyLog();
   const { tenantId, unit } = job;
+  const nothing = {
+    partition: null,
+    partitionPostings: null,
+    postingsBelowStart: [],
+    exportRecounts: [],
+    members: 0,
+    storeDays: 0,
+  };
+  const checkpointsAtStart = new Map(job.checkpointsAtStart);
   if (unit.kind === 'partition') {
+    const head = job.lastExport?.heads.find((h) => h.partition === unit.partition);
     const result = await auditPartition(
       {
         pool,
         tenantId,
         partition: unit.partition,
-        exportHead: job.exportHead,
-        exportToAt: job.exportToAt,
+        exportHead: head === undefined ? null : { position: head.position, lastHash: head.lastHash },
+        exportToAt: job.lastExport?.toAt ?? null,
+        checkpointAtStart: checkpointsAtStart.get(unit.partition) ?? 0,
         pageRows: job.pageRows,
         onEvents: (count) => onEvents('chain', count),
       },
       log,
     );
     return {
+      ...nothing,
       partition: result.report,
-      postings: [...result.postings],
-      exportRecount: result.exportRecount,
-      members: 0,
-      storeDays: 0,
+      partitionPostings: result.postings,
+      exportRecounts: result.exportRecount === null ? [] : [result.exportRecount],
       discrepancies: log.listed,
       discrepancyCount: log.count,
     };
   }
   if (unit.kind === 'store-days') {
     const result = await auditStoreDays({ pool, tenantId, range: unit.range }, log);
-    return {
-      partition: null,
-      postings: [],
-      exportRecount: null,
-      members: 0,
-      storeDays: result.days,
-      discrepancies: log.listed,
-      discrepancyCount: log.count,
-    };
+    return { ...nothing, storeDays: result.days, discrepancies: log.listed, discrepancyCount: log.count };
   }
   const result = await auditSlice(
     {
       pool,
       tenantId,
       slice: unit.slice,
+      checkpointsAtStart,
+      lastExport: job.lastExport,
       pageRows: job.pageRows,
       eventPageRows: job.eventPageRows,
       onEvents: (count) => onEvents('member', count),
@@ -96,11 +105,10 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
     log,
   );
   return {
-    partition: null,
-    postings: [],
-    exportRecount: null,
+    ...nothing,
+    postingsBelowStart: result.postingsBelowStart,
+    exportRecounts: result.exportRecounts,
     members: result.members,
-    storeDays: 0,
     discrepancies: log.listed,
     discrepancyCount: log.count,
   };
