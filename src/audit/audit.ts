@@ -166,9 +166,11 @@ export async function runAudit(
   ) {
     throw new AuditCannotRunError(`processes must be 1..${AUDIT_PROCESSES_MAX}`);
   }
-  if (store.kind !== 'sql') {
-    // Pass B reads the events in stream order through the SQL tables; EventStoreDB keeps no such index here.
-    throw new AuditCannotRunError('audit runs against the SQL event store (LEDGER_EVENT_STORE=sql)');
+  // The SQL store's tables are read by any process inside each unit's snapshot; EventStoreDB is read through
+  // this process's connection to it (child processes open only the SQL database).
+  const viaPort = store.kind === 'sql' ? null : store;
+  if (viaPort !== null && (options.processes ?? 1) > 1) {
+    throw new AuditCannotRunError('with LEDGER_EVENT_STORE=esdb the audit runs in one process');
   }
   const tenants = await store.listTenants();
   if (options.tenantId !== undefined && !tenants.includes(options.tenantId)) {
@@ -180,7 +182,8 @@ export async function runAudit(
     for (const head of await store.partitionHeads(tenantId)) events += head.position;
   }
   const databaseUrl = options.databaseUrl;
-  const processes = options.processes ?? (databaseUrl === undefined ? 1 : auditProcessesFor(events));
+  const processes =
+    options.processes ?? (databaseUrl === undefined || viaPort !== null ? 1 : auditProcessesFor(events));
   if (processes > 1 && databaseUrl === undefined) {
     throw new AuditCannotRunError('more than one audit process needs the database URL (databaseUrl)');
   }
@@ -190,7 +193,10 @@ export async function runAudit(
     databaseUrl === undefined
       ? []
       : Array.from({ length: processes - 1 }, () => new UnitProcess(databaseUrl, concurrency));
-  const runners: UnitRunner[] = [{ run: (job, onEvents) => runUnit(pool, job, onEvents) }, ...children];
+  const runners: UnitRunner[] = [
+    { run: (job, onEvents) => runUnit(pool, job, onEvents, viaPort) },
+    ...children,
+  ];
   // Slot k of each runner before slot k+1 of any: the first units spread over every process.
   const slots: UnitRunner[] = [];
   for (let slot = 0; slot < concurrency; slot++) slots.push(...runners);
@@ -256,6 +262,7 @@ async function auditTenant(
   const job = (unit: UnitJob['unit']): UnitJob => ({
     tenantId,
     unit,
+    partitions: store.partitions,
     checkpointsAtStart,
     lastExport: exported === null ? null : { toAt: exported.toAt, heads: exported.heads },
     pageRows: options.pageRows ?? AUDIT_PAGE_ROWS,

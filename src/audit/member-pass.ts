@@ -35,7 +35,7 @@ import {
   type Movement,
   type MovementKind,
 } from '../domain/member/index.ts';
-import { LOG_PARTITIONS, partitionOf } from '../eventstore/partition.ts';
+import { partitionOf } from '../eventstore/partition.ts';
 import { scratchEvent, StreamChainVerifier } from '../eventstore/verify.ts';
 import { LEDGER_ENTRY_VALUE_COLUMNS } from '../projections/tables.ts';
 import {
@@ -45,7 +45,7 @@ import {
   withPurchase,
   type CategoryPurchases,
 } from '../projections/tags.ts';
-import type { PartitionHead } from '../eventstore/port.ts';
+import { READ_EVENTS_MAX, type EventStore, type PartitionHead } from '../eventstore/port.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
 import { POSTING_TYPES, PostingSums, type AccountSums } from './postings.ts';
@@ -84,6 +84,13 @@ export interface SlicePassInput {
   checkpointsAtStart: ReadonlyMap<number, number>;
   /** The last finance export, recounted here from the same events as the postings (export-recount.ts). */
   lastExport: { toAt: string; heads: readonly PartitionHead[] } | null;
+  /**
+   * null: the events come from the SQL event store's tables in this snapshot. Otherwise from that store's
+   * port (EventStoreDB), each stream up to its head in `streams` as this snapshot has it.
+   */
+  eventStore: EventStore | null;
+  /** The event store's number of log partitions (a stream's partition is partitionOf its id). */
+  partitions: number;
   onEvents?: (count: number) => void;
 }
 
@@ -166,6 +173,62 @@ async function arrayRows(connection: PoolConnection, sql: string, params: unknow
   return rows as unknown as unknown[][];
 }
 
+/**
+ * A page of the slice's events read through the store's port (EventStoreDB), in (stream id, version) order:
+ * the slice's streams as `streams` lists them in this snapshot, each read to its end in the store. A stream
+ * may run past its head in `streams` (a command whose events landed but whose outcome is not yet recorded
+ * there, docs/eventstore-esdb.md); the head must then lie on its chain (auditSlice).
+ */
+async function eventsThroughPort(
+  store: EventStore,
+  connection: PoolConnection,
+  input: SlicePassInput,
+  after: EventRow | null,
+  limit: number,
+): Promise<EventRow[]> {
+  const { tenantId, slice } = input;
+  const streamHigh = slice.high === null ? STREAM_PREFIX_END : STREAM_PREFIX + slice.high;
+  const page: EventRow[] = [];
+  const readFrom = async (streamId: string, fromVersion: number) => {
+    for (let version = fromVersion; page.length < limit;) {
+      const asked = Math.min(READ_EVENTS_MAX, limit - page.length);
+      const events = await store.readStream(tenantId, streamId, { fromVersion: version, limit: asked });
+      for (const event of events) {
+        page.push([
+          streamId,
+          event.streamVersion,
+          event.partition,
+          event.position,
+          event.eventId,
+          event.type,
+          event.dataJson,
+          event.metadataJson,
+          event.streamHash,
+        ]);
+      }
+      if (events.length < asked) return;
+      version = events[events.length - 1]!.streamVersion + 1;
+    }
+  };
+  if (after !== null) await readFrom(after[0], after[1] + 1);
+  let from = after?.[0] ?? null;
+  while (page.length < limit) {
+    const streams = await arrayRows(
+      connection,
+      `SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id ${from === null ? '>=' : '>'} ? AND stream_id < ?
+       ORDER BY stream_id LIMIT ?`,
+      [tenantId, from ?? STREAM_PREFIX + slice.low, streamHigh, input.pageRows],
+    );
+    for (const [streamId] of streams) {
+      if (page.length >= limit) break;
+      from = String(streamId);
+      await readFrom(from, 1);
+    }
+    if (streams.length < input.pageRows) break;
+  }
+  return page;
+}
+
 function cursors(connection: PoolConnection, input: SlicePassInput) {
   const { tenantId, slice } = input;
   const query = async (sql: string, params: unknown[]) =>
@@ -177,22 +240,25 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
   const streamLow = STREAM_PREFIX + slice.low;
   const streamHigh = highMember === null ? STREAM_PREFIX_END : STREAM_PREFIX + highMember;
 
+  const eventStore = input.eventStore;
   const events = new KeysetCursor<EventRow>(
-    async (after, limit) => {
-      const rows = await arrayRows(
-        connection,
-        `SELECT ${EVENT_COLUMNS}
+    eventStore !== null
+      ? (after, limit) => eventsThroughPort(eventStore, connection, input, after, limit)
+      : async (after, limit) => {
+          const rows = await arrayRows(
+            connection,
+            `SELECT ${EVENT_COLUMNS}
          FROM events WHERE tenant_id = ? AND stream_id >= ? AND stream_id < ? AND (stream_id > ? OR stream_version > ?)
          ORDER BY stream_id, stream_version LIMIT ?`,
-        [tenantId, after?.[0] ?? streamLow, streamHigh, after?.[0] ?? '', after?.[1] ?? 0, limit],
-      );
-      for (const row of rows) {
-        row[1] = sqlInt(row[1]);
-        row[2] = sqlInt(row[2]);
-        row[3] = sqlInt(row[3]);
-      }
-      return rows as EventRow[];
-    },
+            [tenantId, after?.[0] ?? streamLow, streamHigh, after?.[0] ?? '', after?.[1] ?? 0, limit],
+          );
+          for (const row of rows) {
+            row[1] = sqlInt(row[1]);
+            row[2] = sqlInt(row[2]);
+            row[3] = sqlInt(row[3]);
+          }
+          return rows as EventRow[];
+        },
     input.eventPageRows,
     (a, b) => compareKeys(a[0], b[0]) || a[1] - b[1],
     'events',
@@ -437,7 +503,7 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       const tagRows = await rowsOfMember(c.tags, member);
 
       // Fold the stream; remember the state as of the checkpoint of its partition.
-      const partition = partitionOf(streamId, LOG_PARTITIONS);
+      const partition = partitionOf(streamId, input.partitions);
       const checkpoint = checkpoints.get(partition) ?? 0;
       const verifier = new StreamChainVerifier(tenantId, streamId);
       link.streamId = streamId;
@@ -449,6 +515,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
       // Purchases per category as of the checkpoint (projections/fold.ts recordPurchase does the same).
       const purchases = new Map<string, CategoryPurchases & { lastAt: string }>();
       let streamEvents = 0;
+      let lastVersion = 0;
+      let hashAtHead: string | null = null;
 
       /** The member's next ledger row, if any (the cursor is ready). */
       const ledgerOfMember = (): LedgerRow | undefined => {
@@ -472,6 +540,8 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         if (peeked === undefined || peeked[0] !== streamId) break;
         const row = c.events.next()!;
         const version = row[1];
+        lastVersion = version;
+        if (version === streamRow?.version) hashAtHead = row[8];
         const eventPartition = row[2];
         const position = row[3];
         streamEvents += 1;
@@ -673,6 +743,17 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
         // Read-model rows without any event: reported below.
       } else if (streamRow === undefined) {
         add({ kind: 'head', detail: 'the stream has events but no head row in streams' });
+      } else if (input.eventStore !== null && lastVersion > streamRow.version) {
+        // Through the port (EventStoreDB) a stream may run past its recorded head: the head must be on it.
+        for (const problem of verifier.finish()) add(chainProblemToDiscrepancy(problem));
+        if (hashAtHead !== streamRow.lastHash)
+          add({
+            kind: 'head',
+            streamVersion: streamRow.version,
+            expected: streamRow.lastHash,
+            actual: hashAtHead,
+            detail: `the head recorded in streams (version ${streamRow.version}) is not on the stream's chain`,
+          });
       } else {
         for (const problem of verifier.finish({ version: streamRow.version, lastHash: streamRow.lastHash }))
           add(chainProblemToDiscrepancy(problem));
@@ -688,7 +769,7 @@ export async function auditSlice(input: SlicePassInput, log: DiscrepancyLog): Pr
                 MOVEMENT_KINDS.map((kind) => [kind, coveredLifetime[MOVEMENT_KIND_INDEX[kind]]!]),
               ) as Record<MovementKind, number>,
             };
-      compareAccount(add, account, coveredWithLifetime, registration, streamId);
+      compareAccount(add, account, coveredWithLifetime, registration, partition);
       const expectedLots = new Map<string, KeyedRow['values']>();
       const expectedHolds = new Map<string, KeyedRow['values']>();
       if (covered !== null && covered.state.registered) {
@@ -772,7 +853,7 @@ function compareAccount(
   account: AccountRow | undefined,
   covered: Covered | null,
   registration: { storeId: string; channel: string; at: string } | null,
-  streamId: string,
+  partition: number,
 ): void {
   const registered = covered !== null && covered.state.registered ? covered.state : null;
   if (registered === null) {
@@ -802,7 +883,7 @@ function compareAccount(
     return;
   }
   const expected: Record<string, string | number> = {
-    partition_no: partitionOf(streamId, LOG_PARTITIONS),
+    partition_no: partition,
     phone_masked: maskPhone(registered.phone),
     phone_sha256: createHash('sha256').update(registered.phone).digest('hex'),
     tier: registered.tier,

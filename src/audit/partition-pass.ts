@@ -17,9 +17,10 @@ import { memberIdOfStream } from '../commands/streams.ts';
 import { sqlInt, type Pool, type PoolConnection } from '../db/pool.ts';
 import { POSTING_EVENT_TYPES_SQL, type MemberEvent } from '../domain/member/index.ts';
 import { GENESIS_HASH } from '../eventstore/hash.ts';
+import type { EventStore } from '../eventstore/port.ts';
 import { PartitionChainVerifier, scratchEvent, type ChainProblem } from '../eventstore/verify.ts';
 import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
-import { PostingSums, type PartitionPostings } from './postings.ts';
+import { POSTING_TYPES, PostingSums, type PartitionPostings } from './postings.ts';
 import type { DiscrepancyLog, PartitionReport } from './report.ts';
 import { withSnapshot } from './snapshot.ts';
 
@@ -33,6 +34,11 @@ export interface PartitionPassInput {
   exportToAt: string | null;
   /** The partition's checkpoint when the audit started: pass B counts the events at or below it. */
   checkpointAtStart: number;
+  /**
+   * null: the SQL event store, read inside the unit's snapshot (with the partition hash chain). Otherwise
+   * the store whose log is read through the port (EventStoreDB: no partition chain; positions in order).
+   */
+  eventStore: EventStore | null;
   pageRows: number;
   onEvents?: (count: number) => void;
 }
@@ -73,13 +79,17 @@ export async function auditPartition(
   log: DiscrepancyLog,
 ): Promise<PartitionPassResult> {
   const { tenantId, partition } = input;
+  const eventStore = input.eventStore;
   return withSnapshot(input.pool, async (connection) => {
-    const headRow = await one(
-      connection,
-      'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
-      [tenantId, partition],
-    );
-    const head =
+    const headRow =
+      eventStore === null
+        ? await one(
+            connection,
+            'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
+            [tenantId, partition],
+          )
+        : undefined;
+    const sqlHead =
       headRow === undefined
         ? null
         : { position: sqlInt(headRow['next_position']) - 1, lastHash: String(headRow['last_hash']) };
@@ -94,7 +104,14 @@ export async function auditPartition(
       [tenantId, partition],
     );
 
-    const verifier = new PartitionChainVerifier(tenantId, partition);
+    // EventStoreDB: the head is read after the checkpoint, so it is at or beyond every event the checkpoint
+    // covers; events appended after it are left to the next audit.
+    const head =
+      eventStore === null
+        ? sqlHead
+        : ((await eventStore.partitionHeads(tenantId)).find((h) => h.partition === partition) ?? null);
+    const verifier = eventStore === null ? new PartitionChainVerifier(tenantId, partition) : null;
+    let lastPosition = 0;
     const atStart = input.checkpointAtStart;
     const aboveStart = new PostingSums();
     const toCheckpoint = new PostingSums();
@@ -103,8 +120,14 @@ export async function auditPartition(
     const parsedAbove = Math.min(atStart, checkpoint);
     let after = 0;
     let verified = 0;
-    // Position 0 is the empty log: its hash is the genesis hash, present by definition.
-    let exportHashSeen: string | null = input.exportHead?.position === 0 ? GENESIS_HASH : null;
+    // Position 0 is the empty log: its hash is the genesis hash (EventStoreDB's heads carry no hash),
+    // present by definition.
+    let exportHashSeen: string | null =
+      input.exportHead?.position === 0
+        ? eventStore === null
+          ? GENESIS_HASH
+          : input.exportHead.lastHash
+        : null;
     // One scratch event for the whole partition (scratchEvent); the content fields stay empty: this pass
     // does not read them, pass B verifies content through the stream chains.
     const link = scratchEvent(tenantId, partition);
@@ -112,24 +135,59 @@ export async function auditPartition(
       input.exportToAt === null
         ? null
         : new ExportRecount(partition, input.exportToAt, input.exportHead?.position ?? 0);
+    /** A page of the log after `after`: [position, stream, version, stream hash, partition hash, type, data or null]. */
+    const readPage = async (): Promise<{ rows: unknown[][]; more: boolean }> => {
+      if (eventStore === null) {
+        const [page] = await connection.query<RowDataPacket[]>(
+          {
+            sql: `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type,
+                    IF(position > ? AND event_type IN (${POSTING_EVENT_TYPES_SQL}), data, NULL)
+                  FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
+            rowsAsArray: true,
+          },
+          [parsedAbove, tenantId, partition, after, input.pageRows],
+        );
+        const rows = page as unknown as unknown[][];
+        return { rows, more: rows.length === input.pageRows };
+      }
+      const events = await eventStore.readLog(tenantId, partition, after, input.pageRows);
+      const upToHead = events.filter((event) => event.position <= (head?.position ?? 0));
+      return {
+        rows: upToHead.map((event) => [
+          event.position,
+          event.streamId,
+          event.streamVersion,
+          event.streamHash,
+          event.partitionHash,
+          event.type,
+          event.position > parsedAbove && POSTING_TYPES.has(event.type) ? event.dataJson : null,
+        ]),
+        more: events.length === input.pageRows && upToHead.length === events.length,
+      };
+    };
     for (;;) {
-      const [page] = await connection.query<RowDataPacket[]>(
-        {
-          sql: `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type,
-                  IF(position > ? AND event_type IN (${POSTING_EVENT_TYPES_SQL}), data, NULL)
-                FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
-          rowsAsArray: true,
-        },
-        [parsedAbove, tenantId, partition, after, input.pageRows],
-      );
-      const rows = page as unknown as unknown[][];
+      const { rows, more } = await readPage();
       for (const row of rows) {
         link.position = sqlInt(row[0]);
         link.streamId = String(row[1]);
         link.streamVersion = sqlInt(row[2]);
         link.streamHash = String(row[3]);
         link.partitionHash = String(row[4]);
-        verifier.add(link);
+        if (verifier !== null) verifier.add(link);
+        else {
+          // No partition chain to verify (EventStoreDB): the log must still come in position order.
+          if (link.position <= lastPosition)
+            log.add({
+              kind: 'chain',
+              tenantId,
+              streamId: link.streamId,
+              streamVersion: link.streamVersion,
+              partition,
+              position: link.position,
+              detail: `the log returned position ${link.position} after ${lastPosition}`,
+            });
+          lastPosition = link.position;
+        }
         if (input.exportHead !== null && link.position === input.exportHead.position)
           exportHashSeen = link.partitionHash;
         const data = row[6];
@@ -162,10 +220,11 @@ export async function auditPartition(
       }
       verified += rows.length;
       input.onEvents?.(rows.length);
-      if (rows.length < input.pageRows) break;
+      if (!more) break;
       after = sqlInt(rows[rows.length - 1]![0]);
     }
-    for (const problem of verifier.finish(head ?? undefined)) log.add(chainProblemToDiscrepancy(problem));
+    for (const problem of verifier?.finish(head ?? undefined) ?? [])
+      log.add(chainProblemToDiscrepancy(problem));
 
     const headPosition = head?.position ?? 0;
     if (checkpoint > headPosition) {

@@ -7,7 +7,7 @@
  */
 import type { Pool } from '../db/pool.ts';
 import { auditSlice, type MemberSlice } from './member-pass.ts';
-import type { PartitionHead } from '../eventstore/port.ts';
+import type { EventStore, PartitionHead } from '../eventstore/port.ts';
 import type { ExportRecountPart } from './export-recount.ts';
 import { auditPartition } from './partition-pass.ts';
 import type { AccountSums, PartitionPostings } from './postings.ts';
@@ -22,6 +22,8 @@ export type AuditUnit =
 export interface UnitJob {
   tenantId: string;
   unit: AuditUnit;
+  /** The number of log partitions of the tenant's event store. */
+  partitions: number;
   /** Every partition's checkpoint when the audit started (postings.ts), as [partition, position]. */
   checkpointsAtStart: [partition: number, position: number][];
   /** The last finance export, to recount: the end of its period and the heads it was as of. */
@@ -51,7 +53,16 @@ export interface UnitOutcome {
 /** Which pass verified `count` more events (for progress; pass C counts no events). */
 export type UnitProgress = (pass: 'chain' | 'member', count: number) => void;
 
-export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress): Promise<UnitOutcome> {
+/**
+ * Runs one unit. `eventStore` null: the events are read from the SQL event store's tables inside the unit's
+ * snapshot (and in any process); otherwise through that store's port (EventStoreDB, in this process).
+ */
+export async function runUnit(
+  pool: Pool,
+  job: UnitJob,
+  onEvents: UnitProgress,
+  eventStore: EventStore | null = null,
+): Promise<UnitOutcome> {
   const log = new DiscrepancyLog();
   const { tenantId, unit } = job;
   const nothing = {
@@ -73,6 +84,7 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
         exportHead: head === undefined ? null : { position: head.position, lastHash: head.lastHash },
         exportToAt: job.lastExport?.toAt ?? null,
         checkpointAtStart: checkpointsAtStart.get(unit.partition) ?? 0,
+        eventStore,
         pageRows: job.pageRows,
         onEvents: (count) => onEvents('chain', count),
       },
@@ -98,6 +110,8 @@ export async function runUnit(pool: Pool, job: UnitJob, onEvents: UnitProgress):
       slice: unit.slice,
       checkpointsAtStart,
       lastExport: job.lastExport,
+      eventStore,
+      partitions: job.partitions,
       pageRows: job.pageRows,
       eventPageRows: job.eventPageRows,
       onEvents: (count) => onEvents('member', count),
