@@ -169,6 +169,41 @@ describe('projector under faults', () => {
     expect(await readModelContent(pool, tenantId)).toEqual(await replayModel(store(), tenantId));
   });
 
+  it("three projectors share every tenant's partitions out, each held once, and rebalance when one stops", async () => {
+    const pool = database.current.pool;
+    // This file's other tenants are in the database too; one more makes sure there are several.
+    await createTenantStream(store(), 'trio');
+    const tenants = await store().listTenants();
+    expect(tenants.length).toBeGreaterThan(1);
+    const partitions = store().partitions;
+    const options = { leaseSeconds: 3, idleSleepMs: 20, onError: () => undefined };
+    const projectors = ['trio-a', 'trio-b', 'trio-c'].map(
+      (owner) => new Projector(pool, store(), { ...options, owner }),
+    );
+    /** Every tenant's partitions held exactly once, no process above its share of any tenant. */
+    const sharedOut = (running: Projector[]) => {
+      const share = Math.ceil(partitions / running.length);
+      return tenants.every((tenant) => {
+        const held = running.map((p) => p.ownedPartitions().filter((lease) => lease.tenantId === tenant));
+        const all = held.flat().map((lease) => lease.partition);
+        return (
+          all.length === partitions &&
+          new Set(all).size === partitions &&
+          held.every((h) => h.length <= share)
+        );
+      });
+    };
+    for (const projector of projectors) projector.start();
+    try {
+      await waitFor(async () => sharedOut(projectors), 20_000);
+      // One stops (gives its leases back): the other two take its partitions, at most 8 of a tenant each.
+      await projectors[2]!.stop();
+      await waitFor(async () => sharedOut(projectors.slice(0, 2)), 20_000);
+    } finally {
+      await Promise.all(projectors.map((projector) => projector.stop()));
+    }
+  });
+
   it('an append that commits after later ones (held transaction) still reaches the read models', async () => {
     const tenantId = 'ooo';
     const pool = database.current.pool;
