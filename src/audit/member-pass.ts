@@ -45,7 +45,12 @@ import {
   withPurchase,
   type CategoryPurchases,
 } from '../projections/tags.ts';
-import { READ_EVENTS_MAX, type EventStore, type PartitionHead } from '../eventstore/port.ts';
+import {
+  READ_EVENTS_MAX,
+  type EventStore,
+  type PartitionHead,
+  type RecordedEvent,
+} from '../eventstore/port.ts';
 import { compareKeys, KeysetCursor } from './cursor.ts';
 import { ExportRecount, type ExportRecountPart } from './export-recount.ts';
 import { POSTING_TYPES, PostingSums, type AccountSums } from './postings.ts';
@@ -173,6 +178,9 @@ async function arrayRows(connection: PoolConnection, sql: string, params: unknow
   return rows as unknown as unknown[][];
 }
 
+/** Streams whose first events pass B reads at once through the port (each read is a round trip). */
+const STREAMS_READ_AT_ONCE = 8;
+
 /**
  * A page of the slice's events read through the store's port (EventStoreDB), in (stream id, version) order:
  * the slice's streams as `streams` lists them in this snapshot, each read to its end in the store. A stream
@@ -189,23 +197,24 @@ async function eventsThroughPort(
   const { tenantId, slice } = input;
   const streamHigh = slice.high === null ? STREAM_PREFIX_END : STREAM_PREFIX + slice.high;
   const page: EventRow[] = [];
+  const push = (streamId: string, event: RecordedEvent) =>
+    page.push([
+      streamId,
+      event.streamVersion,
+      event.partition,
+      event.position,
+      event.eventId,
+      event.type,
+      event.dataJson,
+      event.metadataJson,
+      event.streamHash,
+    ]);
+  /** The stream's events from `fromVersion` on, until the page is full. */
   const readFrom = async (streamId: string, fromVersion: number) => {
     for (let version = fromVersion; page.length < limit;) {
       const asked = Math.min(READ_EVENTS_MAX, limit - page.length);
       const events = await store.readStream(tenantId, streamId, { fromVersion: version, limit: asked });
-      for (const event of events) {
-        page.push([
-          streamId,
-          event.streamVersion,
-          event.partition,
-          event.position,
-          event.eventId,
-          event.type,
-          event.dataJson,
-          event.metadataJson,
-          event.streamHash,
-        ]);
-      }
+      for (const event of events) push(streamId, event);
       if (events.length < asked) return;
       version = events[events.length - 1]!.streamVersion + 1;
     }
@@ -213,16 +222,35 @@ async function eventsThroughPort(
   if (after !== null) await readFrom(after[0], after[1] + 1);
   let from = after?.[0] ?? null;
   while (page.length < limit) {
-    const streams = await arrayRows(
-      connection,
-      `SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id ${from === null ? '>=' : '>'} ? AND stream_id < ?
-       ORDER BY stream_id LIMIT ?`,
-      [tenantId, from ?? STREAM_PREFIX + slice.low, streamHigh, input.pageRows],
-    );
-    for (const [streamId] of streams) {
-      if (page.length >= limit) break;
-      from = String(streamId);
-      await readFrom(from, 1);
+    const streams = (
+      await arrayRows(
+        connection,
+        `SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id ${from === null ? '>=' : '>'} ? AND stream_id < ?
+         ORDER BY stream_id LIMIT ?`,
+        [tenantId, from ?? STREAM_PREFIX + slice.low, streamHigh, input.pageRows],
+      )
+    ).map(([streamId]) => String(streamId));
+    for (let first = 0; first < streams.length && page.length < limit; first += STREAMS_READ_AT_ONCE) {
+      // Each read is a round trip to the server: a group's first reads go out together.
+      const group = streams.slice(first, first + STREAMS_READ_AT_ONCE);
+      const asked = Math.min(READ_EVENTS_MAX, limit);
+      const reads = group.map((streamId) => {
+        const read = store.readStream(tenantId, streamId, { fromVersion: 1, limit: asked });
+        // Awaited below unless the page fills first: never an unhandled rejection.
+        read.catch(() => undefined);
+        return read;
+      });
+      for (let index = 0; index < group.length && page.length < limit; index++) {
+        from = group[index]!;
+        const events = await reads[index]!;
+        for (const event of events) {
+          if (page.length === limit) break;
+          push(from, event);
+        }
+        // A page that fills part way through a stream goes on from its last row (`after`) next time.
+        if (events.length === asked && page.length < limit)
+          await readFrom(from, events[events.length - 1]!.streamVersion + 1);
+      }
     }
     if (streams.length < input.pageRows) break;
   }
