@@ -24,6 +24,7 @@ import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
 import { memberIdOfStream, memberStreamId } from '../commands/streams.ts';
 import { sqlInt, sqlTimeToIso, type Pool, type PoolConnection } from '../db/pool.ts';
+import { assert } from '../domain/assert.ts';
 import {
   evolveMember,
   initialMemberState,
@@ -195,6 +196,7 @@ async function eventsThroughPort(
   limit: number,
 ): Promise<EventRow[]> {
   const { tenantId, slice } = input;
+  assert(limit <= READ_EVENTS_MAX, `an events page of ${limit} is more than one read returns`);
   const streamHigh = slice.high === null ? STREAM_PREFIX_END : STREAM_PREFIX + slice.high;
   const page: EventRow[] = [];
   const push = (streamId: string, event: RecordedEvent) =>
@@ -209,17 +211,11 @@ async function eventsThroughPort(
       event.metadataJson,
       event.streamHash,
     ]);
-  /** The stream's events from `fromVersion` on, until the page is full. */
-  const readFrom = async (streamId: string, fromVersion: number) => {
-    for (let version = fromVersion; page.length < limit;) {
-      const asked = Math.min(READ_EVENTS_MAX, limit - page.length);
-      const events = await store.readStream(tenantId, streamId, { fromVersion: version, limit: asked });
-      for (const event of events) push(streamId, event);
-      if (events.length < asked) return;
-      version = events[events.length - 1]!.streamVersion + 1;
-    }
-  };
-  if (after !== null) await readFrom(after[0], after[1] + 1);
+  // The stream the last page ended in goes on first (one read: a page is at most one read).
+  if (after !== null) {
+    for (const event of await store.readStream(tenantId, after[0], { fromVersion: after[1] + 1, limit }))
+      push(after[0], event);
+  }
   let from = after?.[0] ?? null;
   while (page.length < limit) {
     const streams = (
@@ -233,9 +229,8 @@ async function eventsThroughPort(
     for (let first = 0; first < streams.length && page.length < limit; first += STREAMS_READ_AT_ONCE) {
       // Each read is a round trip to the server: a group's first reads go out together.
       const group = streams.slice(first, first + STREAMS_READ_AT_ONCE);
-      const asked = Math.min(READ_EVENTS_MAX, limit);
       const reads = group.map((streamId) => {
-        const read = store.readStream(tenantId, streamId, { fromVersion: 1, limit: asked });
+        const read = store.readStream(tenantId, streamId, { fromVersion: 1, limit });
         // Awaited below unless the page fills first: never an unhandled rejection.
         read.catch(() => undefined);
         return read;
@@ -247,9 +242,8 @@ async function eventsThroughPort(
           if (page.length === limit) break;
           push(from, event);
         }
-        // A page that fills part way through a stream goes on from its last row (`after`) next time.
-        if (events.length === asked && page.length < limit)
-          await readFrom(from, events[events.length - 1]!.streamVersion + 1);
+        // A stream's first read asks for a whole page: when it has more, the page is full here, and the
+        // next page goes on from its last row (`after`).
       }
     }
     if (streams.length < input.pageRows) break;
