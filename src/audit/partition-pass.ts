@@ -74,6 +74,29 @@ async function one(
   return rows[0];
 }
 
+async function sqlHead(
+  connection: PoolConnection,
+  tenantId: string,
+  partition: number,
+): Promise<{ position: number; lastHash: string } | null> {
+  const row = await one(
+    connection,
+    'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
+    [tenantId, partition],
+  );
+  return row === undefined
+    ? null
+    : { position: sqlInt(row['next_position']) - 1, lastHash: String(row['last_hash']) };
+}
+
+async function portHead(
+  store: EventStore,
+  tenantId: string,
+  partition: number,
+): Promise<{ position: number; lastHash: string } | null> {
+  return (await store.partitionHeads(tenantId)).find((h) => h.partition === partition) ?? null;
+}
+
 export async function auditPartition(
   input: PartitionPassInput,
   log: DiscrepancyLog,
@@ -81,18 +104,6 @@ export async function auditPartition(
   const { tenantId, partition } = input;
   const eventStore = input.eventStore;
   return withSnapshot(input.pool, async (connection) => {
-    const headRow =
-      eventStore === null
-        ? await one(
-            connection,
-            'SELECT next_position, last_hash FROM log_partitions WHERE tenant_id = ? AND partition_no = ?',
-            [tenantId, partition],
-          )
-        : undefined;
-    const sqlHead =
-      headRow === undefined
-        ? null
-        : { position: sqlInt(headRow['next_position']) - 1, lastHash: String(headRow['last_hash']) };
     const checkpointRow = await one(
       connection,
       'SELECT position FROM projection_checkpoints WHERE tenant_id = ? AND partition_no = ?',
@@ -104,12 +115,12 @@ export async function auditPartition(
       [tenantId, partition],
     );
 
-    // EventStoreDB: the head is read after the checkpoint, so it is at or beyond every event the checkpoint
-    // covers; events appended after it are left to the next audit.
+    // The head: in this snapshot (SQL), or read through the port after the checkpoint (EventStoreDB), so it is
+    // at or beyond every event the checkpoint covers; events appended after it are left to the next audit.
     const head =
       eventStore === null
-        ? sqlHead
-        : ((await eventStore.partitionHeads(tenantId)).find((h) => h.partition === partition) ?? null);
+        ? await sqlHead(connection, tenantId, partition)
+        : await portHead(eventStore, tenantId, partition);
     const verifier = eventStore === null ? new PartitionChainVerifier(tenantId, partition) : null;
     let lastPosition = 0;
     const atStart = input.checkpointAtStart;

@@ -80,10 +80,7 @@ export function comparePartitionTotals(
   log: DiscrepancyLog,
 ): void {
   const expected = new PostingSums();
-  for (const account of belowStart.accounts()) {
-    const { points, postings } = belowStart.get(account);
-    expected.add(account, points, postings);
-  }
+  expected.addAll(belowStart.toData());
   expected.addAll(pass.toCheckpoint);
   const recorded = new PostingSums();
   recorded.addAll(pass.recorded);
