@@ -16,6 +16,7 @@ import {
   type RecordedEvent,
 } from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
+import { GROUP_LANES } from './group-commit.ts';
 import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
 
 const database = useTestDatabase();
@@ -30,7 +31,10 @@ const newEvent = (tenantId: string, data: unknown = { n: 1 }): NewEvent => ({
   metadata: { tenantId, recordedAt: at },
 });
 
-/** Two stream ids whose events land in the same log partition, and one in another. */
+/**
+ * Two stream ids whose events land in the same log partition, and one in a partition of another lane of
+ * the group committer (so appended by another transaction).
+ */
 function streamsInPartitions(): { sameA: string; sameB: string; other: string } {
   const sameA = 'member-ooo-a';
   const target = partitionOf(sameA);
@@ -40,7 +44,7 @@ function streamsInPartitions(): { sameA: string; sameB: string; other: string } 
     const candidate = `member-ooo-${i}`;
     if (candidate === sameA) continue;
     if (partitionOf(candidate) === target && sameB === '') sameB = candidate;
-    if (partitionOf(candidate) !== target && other === '') other = candidate;
+    if (partitionOf(candidate) % GROUP_LANES !== target % GROUP_LANES && other === '') other = candidate;
   }
   return { sameA, sameB, other };
 }
@@ -236,7 +240,7 @@ describe('sql event store: commit order', () => {
 });
 
 describe('sql event store: group commit', () => {
-  it('keeps committing to other partitions while a transaction holds one open', async () => {
+  it("keeps committing to the other lane's partitions while a transaction holds one open", async () => {
     const tenantId = 'lanes';
     const { sameA, sameB, other } = streamsInPartitions();
     const { store, reachedCommit, release: releaseHeld } = storeHoldingCommitOf(sameA);
@@ -246,7 +250,7 @@ describe('sql event store: group commit', () => {
 
     const first = append(sameA, 'A');
     await reachedCommit;
-    // B waits in the queue for A's partition; it must not take the second transaction and stall it.
+    // B waits in the queue for A's lane; it must not take a second transaction on A's partition.
     let secondDone = false;
     const second = append(sameB, 'B').then((result) => {
       secondDone = true;
@@ -255,16 +259,44 @@ describe('sql event store: group commit', () => {
     const elsewhere = await Promise.race([
       append(other, 'C'),
       new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error('an append to another partition waited on the held one')), 5_000),
+        setTimeout(() => reject(new Error('an append to the other lane waited on the held one')), 5_000),
       ),
     ]);
-    expect(elsewhere.events[0]!.partition).not.toBe(partitionOf(sameA));
+    expect(elsewhere.events[0]!.partition % GROUP_LANES).not.toBe(partitionOf(sameA) % GROUP_LANES);
     expect(secondDone).toBe(false);
 
     releaseHeld();
     const [a, b] = await Promise.all([first, second]);
     expect(b.events[0]!.partition).toBe(a.events[0]!.partition);
     expect(b.events[0]!.position).toBe(a.events[0]!.position + 1);
+  });
+
+  it('writes the appends sent in one turn of the event loop in one transaction per lane', async () => {
+    const tenantId = 'one-turn';
+    const store = new SqlEventStore(database.current.pool);
+    const append = (streamId: string) =>
+      store.append({ tenantId, streamId, expectedVersion: 'no-stream', events: [newEvent(tenantId)] });
+    await append('warm-up');
+    const lane = partitionOf('member-turn-0') % GROUP_LANES;
+    const streams: string[] = [];
+    for (let i = 0; streams.length < 20; i++) {
+      if (partitionOf(`member-turn-${i}`) % GROUP_LANES === lane) streams.push(`member-turn-${i}`);
+    }
+    // Each transaction takes one connection from the pool.
+    const pool = database.current.pool;
+    const getConnection = pool.getConnection.bind(pool);
+    let transactions = 0;
+    pool.getConnection = () => {
+      transactions += 1;
+      return getConnection();
+    };
+    try {
+      const results = await Promise.all(streams.map(append));
+      expect(results.map((r) => r.streamVersion)).toEqual(streams.map(() => 1));
+      expect(transactions).toBe(1);
+    } finally {
+      pool.getConnection = getConnection;
+    }
   });
 });
 
