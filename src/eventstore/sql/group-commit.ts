@@ -66,8 +66,6 @@ export interface GroupCommitOptions {
 
 export class GroupCommitter {
   private readonly lanes: Lane[] = Array.from({ length: GROUP_LANES }, () => ({ queue: [], busy: false }));
-  /** Appends waiting in all lanes' queues (bounded by GROUP_QUEUE_REQUESTS_MAX). */
-  private waiting = 0;
   private pumpScheduled = false;
 
   constructor(
@@ -78,11 +76,11 @@ export class GroupCommitter {
 
   append(request: AppendRequest): Promise<AppendResult> {
     const waitingMax = this.options.queueRequestsMax ?? GROUP_QUEUE_REQUESTS_MAX;
-    if (this.waiting >= waitingMax) return Promise.reject(new EventStoreBusyError(this.waiting));
+    const waiting = this.lanes.reduce((count, lane) => count + lane.queue.length, 0);
+    if (waiting >= waitingMax) return Promise.reject(new EventStoreBusyError(waiting));
     return new Promise<AppendResult>((resolve, reject) => {
       const partition = partitionOf(request.streamId, this.partitions);
       this.lanes[partition % GROUP_LANES]!.queue.push({ request, partition, resolve, reject });
-      this.waiting += 1;
       this.schedulePump();
     });
   }
@@ -101,7 +99,6 @@ export class GroupCommitter {
     for (const lane of this.lanes) {
       if (lane.busy || lane.queue.length === 0) continue;
       const batch = takeBatch(lane.queue);
-      this.waiting -= batch.length;
       lane.busy = true;
       void this.commit(batch).finally(() => {
         lane.busy = false;
