@@ -41,7 +41,24 @@ function events(tenantId: string, count: number): NewEvent[] {
 async function main(): Promise<void> {
   const db = await scratchDatabase('pl_bench_append', CONNECTIONS + 4);
   try {
-    const store = new SqlEventStore(db.pool);
+    // What the group committer gathered: appends per transaction and transaction time, per phase.
+    let transactions = { count: 0, requests: 0, seconds: 0 };
+    const store = new SqlEventStore(db.pool, {
+      observeTransaction: ({ requests, seconds }) => {
+        transactions.count += 1;
+        transactions.requests += requests;
+        transactions.seconds += seconds;
+      },
+    });
+    const phase = async <T>(run: () => Promise<T>): Promise<{ result: T; batch: string }> => {
+      transactions = { count: 0, requests: 0, seconds: 0 };
+      const result = await run();
+      const { count, requests, seconds } = transactions;
+      return {
+        result,
+        batch: `${fmt(requests / count, 1)} appends a transaction, ${fmt((seconds / count) * 1000, 2)} ms each`,
+      };
+    };
     const tenantId = 'bench';
     // Each worker appends to its own streams, so the figure measures the store, not contention on one member.
     const versions = new Map<string, number>();
@@ -60,18 +77,24 @@ async function main(): Promise<void> {
     await append(999, 0, 1); // creates the tenant's partition rows
 
     const raw = await rawSingleRowInsertRate(db.pool, CONNECTIONS, SECONDS);
-    const single = await timedLoops(CONNECTIONS, SECONDS, (w, i) => append(w, i, 1));
+    const { result: single, batch: singleBatch } = await phase(() =>
+      timedLoops(CONNECTIONS, SECONDS, (w, i) => append(w, i, 1)),
+    );
     const rawMulti = await rawMultiRowInsertRate(db.pool, CONNECTIONS, SECONDS, BATCH_EVENTS);
-    const batch = await timedLoops(CONNECTIONS, SECONDS, (w, i) => append(w, i, BATCH_EVENTS));
+    const { result: batch, batch: multiBatch } = await phase(() =>
+      timedLoops(CONNECTIONS, SECONDS, (w, i) => append(w, i, BATCH_EVENTS)),
+    );
 
     const lines = [
       `machine: ${machineLine()}`,
       `concurrency: ${CONNECTIONS} connections, ${SECONDS} s per measurement`,
       `raw durable single-row INSERT commits: ${fmt(raw.perSecond)}/s (p50 ${fmt(raw.latencyMs.p50, 2)} ms, p99 ${fmt(raw.latencyMs.p99, 2)} ms)`,
       `1-event appends:                      ${fmt(single.perSecond)}/s (p50 ${fmt(single.latencyMs.p50, 2)} ms, p99 ${fmt(single.latencyMs.p99, 2)} ms)`,
+      `  group commit:                       ${singleBatch}`,
       `ratio appends / raw commits:          ${fmt(single.perSecond / raw.perSecond, 2)} (target >= 0.6)`,
       `raw 100-row INSERTs:                  ${fmt(rawMulti.rowsPerSecond)} rows/s`,
       `100-event appends:                    ${fmt(batch.perSecond * BATCH_EVENTS)} events/s (p50 ${fmt(batch.latencyMs.p50, 2)} ms, p99 ${fmt(batch.latencyMs.p99, 2)} ms)`,
+      `  group commit:                       ${multiBatch}`,
       `ratio events / raw rows:              ${fmt((batch.perSecond * BATCH_EVENTS) / rawMulti.rowsPerSecond, 2)}`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);

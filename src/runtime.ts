@@ -38,9 +38,14 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
   try {
     if (options.migrate) await migrate(pool);
     const clock = options.clock ?? clockFromConfig(config.clockStart);
-    const store = await openEventStore(config, pool);
-    const runner = new CommandRunner(store, clock);
     const metrics = new Metrics();
+    const store = await openEventStore(config, pool, {
+      observeTransaction: ({ requests, seconds }) => {
+        metrics.appendBatchRequests.observe(requests);
+        metrics.appendTransactionDuration.observe(seconds);
+      },
+    });
+    const runner = new CommandRunner(store, clock);
     return {
       config,
       pool,

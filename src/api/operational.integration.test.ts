@@ -84,6 +84,29 @@ describe('GET /metrics', () => {
     expect(response.body).not.toContain(memberId);
   });
 
+  it("shows the event store's append transactions: how many appends each gathered, and how long each took", async () => {
+    const sample = (body: string, name: string): number => {
+      const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(body);
+      expect(match, name).not.toBeNull();
+      return Number(match![1]);
+    };
+    const read = async () => (await ledger.app.inject({ method: 'GET', url: '/metrics' })).body;
+    const before = await read();
+    await registerMember(ledger, pos, store);
+    const after = await read();
+    expect(after).toContain('# TYPE ledger_append_batch_requests histogram');
+    expect(after).toContain('# TYPE ledger_append_transaction_duration_seconds histogram');
+    const transactions = (body: string) => sample(body, 'ledger_append_batch_requests_count');
+    expect(transactions(after)).toBe(transactions(before) + 1);
+    expect(sample(after, 'ledger_append_batch_requests_sum')).toBe(
+      sample(before, 'ledger_append_batch_requests_sum') + 1,
+    );
+    expect(sample(after, 'ledger_append_transaction_duration_seconds_count')).toBe(transactions(after));
+    expect(sample(after, 'ledger_append_transaction_duration_seconds_sum')).toBeGreaterThan(
+      sample(before, 'ledger_append_transaction_duration_seconds_sum'),
+    );
+  });
+
   it('does not need a key', async () => {
     expect(
       (

@@ -23,6 +23,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly appendBatchRequests = new Histogram({
+    name: 'ledger_append_batch_requests',
+    help: 'Appends gathered into one event-store transaction (SQL store)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+  readonly appendTransactionDuration = new Histogram({
+    name: 'ledger_append_transaction_duration_seconds',
+    help: 'One event-store append transaction, connection wait to COMMIT (SQL store)',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -62,7 +62,17 @@ export interface GroupCommitOptions {
   queueRequestsMax?: number;
   /** Maps a duplicate-key failure of a single request to the typed error the caller acts on. */
   explainDuplicate(request: AppendRequest, error: unknown): Promise<Error>;
+  /** Told of every transaction that ended without an error (committed, or rolled back on version conflicts). */
+  observeTransaction?: AppendTransactionObserver;
 }
+
+/** What one append transaction carried and how long it took, connection wait included. */
+export interface AppendTransactionObservation {
+  requests: number;
+  events: number;
+  seconds: number;
+}
+export type AppendTransactionObserver = (observation: AppendTransactionObservation) => void;
 
 export class GroupCommitter {
   private readonly lanes: Lane[] = Array.from({ length: GROUP_LANES }, () => ({ queue: [], busy: false }));
@@ -133,9 +143,15 @@ export class GroupCommitter {
   }
 
   private async commitOnce(batch: Pending[]): Promise<void> {
+    const startedMs = performance.now();
     const connection = await this.pool.getConnection();
     try {
       const outcomes = await appendBatch(connection, batch, this.options.beforeCommit);
+      this.options.observeTransaction?.({
+        requests: batch.length,
+        events: batch.reduce((count, pending) => count + pending.request.events.length, 0),
+        seconds: (performance.now() - startedMs) / 1000,
+      });
       outcomes.forEach((outcome, index) => {
         const pending = batch[index]!;
         if (outcome.ok) pending.resolve(outcome.result);

@@ -16,7 +16,7 @@ import {
   type RecordedEvent,
 } from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
-import { GROUP_LANES } from './group-commit.ts';
+import { GROUP_LANES, type AppendTransactionObservation } from './group-commit.ts';
 import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
 
 const database = useTestDatabase();
@@ -274,30 +274,32 @@ describe('sql event store: group commit', () => {
 
   it('writes the appends sent in one turn of the event loop in one transaction per lane', async () => {
     const tenantId = 'one-turn';
-    const store = new SqlEventStore(database.current.pool);
-    const append = (streamId: string) =>
-      store.append({ tenantId, streamId, expectedVersion: 'no-stream', events: [newEvent(tenantId)] });
+    const transactions: AppendTransactionObservation[] = [];
+    const store = new SqlEventStore(database.current.pool, {
+      observeTransaction: (observation) => transactions.push(observation),
+    });
+    const append = (streamId: string, events = 1) =>
+      store.append({
+        tenantId,
+        streamId,
+        expectedVersion: 'no-stream',
+        events: Array.from({ length: events }, () => newEvent(tenantId)),
+      });
     await append('warm-up');
     const lane = partitionOf('member-turn-0') % GROUP_LANES;
     const streams: string[] = [];
     for (let i = 0; streams.length < 20; i++) {
       if (partitionOf(`member-turn-${i}`) % GROUP_LANES === lane) streams.push(`member-turn-${i}`);
     }
-    // Each transaction takes one connection from the pool.
-    const pool = database.current.pool;
-    const getConnection = pool.getConnection.bind(pool);
-    let transactions = 0;
-    pool.getConnection = () => {
-      transactions += 1;
-      return getConnection();
-    };
-    try {
-      const results = await Promise.all(streams.map(append));
-      expect(results.map((r) => r.streamVersion)).toEqual(streams.map(() => 1));
-      expect(transactions).toBe(1);
-    } finally {
-      pool.getConnection = getConnection;
-    }
+    transactions.length = 0;
+    const results = await Promise.all(streams.map((streamId, i) => append(streamId, 1 + (i % 3))));
+    expect(results.map((r) => r.streamVersion)).toEqual(streams.map((_, i) => 1 + (i % 3)));
+    expect(transactions).toHaveLength(1);
+    expect(transactions[0]).toMatchObject({
+      requests: 20,
+      events: streams.reduce((n, _, i) => n + 1 + (i % 3), 0),
+    });
+    expect(transactions[0]!.seconds).toBeGreaterThan(0);
   });
 });
 

@@ -5,7 +5,7 @@ import { ER_DUP_ENTRY, isoToSqlTime, sqlErrno, sqlInt, sqlTimeToIso, type Pool }
 import { GENESIS_HASH } from '../hash.ts';
 import { LOG_PARTITIONS } from '../partition.ts';
 import { EVENT_COLUMNS } from './append-transaction.ts';
-import { GroupCommitter } from './group-commit.ts';
+import { GroupCommitter, type AppendTransactionObserver } from './group-commit.ts';
 import {
   ConcurrencyError,
   DuplicateCommandError,
@@ -28,6 +28,8 @@ export interface SqlEventStoreOptions {
   beforeCommit?: (request: AppendRequest) => Promise<void>;
   /** Appends that may wait for a transaction (GROUP_QUEUE_REQUESTS_MAX unless given). */
   queueRequestsMax?: number;
+  /** Told of each append transaction's size and time (the process's metrics, bench:append). */
+  observeTransaction?: AppendTransactionObserver;
 }
 
 /**
@@ -49,6 +51,7 @@ export class SqlEventStore implements EventStore {
     this.committer = new GroupCommitter(pool, this.partitions, {
       ...(options.beforeCommit === undefined ? {} : { beforeCommit: options.beforeCommit }),
       ...(options.queueRequestsMax === undefined ? {} : { queueRequestsMax: options.queueRequestsMax }),
+      ...(options.observeTransaction === undefined ? {} : { observeTransaction: options.observeTransaction }),
       explainDuplicate: (request, error) => this.explainDuplicate(request, error),
     });
   }
