@@ -27,13 +27,15 @@ import { appendBatch, type PartitionedRequest } from './append-transaction.ts';
 export const GROUP_REQUESTS_MAX = 128;
 export const GROUP_EVENTS_MAX = 2_000;
 /**
- * Appends that may wait for a transaction per store instance; the next one is turned away at once
- * (EventStoreBusyError, answered 503 with Retry-After). Without a bound, a database that stalls lets the
- * queue, and the memory holding every waiting request's events and snapshot, grow for as long as tills
- * keep sending; with it, a till hears "retry" in milliseconds. About two seconds of appends at the rate
+ * Appends that may wait for a transaction, per lane (so 10,000 per store instance); the next one for that
+ * lane is turned away at once (EventStoreBusyError, answered 503 with Retry-After). Without a bound, a
+ * database that stalls lets the queue, and the memory holding every waiting request's events and snapshot,
+ * grow for as long as tills keep sending; with it, a till hears "retry" in milliseconds. Per lane, so a
+ * transaction stalled in one lane (a silent database link holds it for up to 30 s) fills only that lane's
+ * queue, and the other lane's partitions keep taking appends. About two seconds of appends at the rate
  * measured on the 2-core machine (BENCHMARKS.md, bench:api).
  */
-export const GROUP_QUEUE_REQUESTS_MAX = 10_000;
+export const GROUP_LANE_QUEUE_REQUESTS_MAX = 5_000;
 /**
  * Lanes, so transactions in flight, per store instance. Two, not one, so a slow transaction does not hold
  * up every till and one lane's round trips overlap the other's; three gave smaller batches, more CPU per
@@ -58,8 +60,8 @@ interface Lane {
 export interface GroupCommitOptions {
   /** Test hook: runs inside the transaction just before COMMIT, once per request in it. */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
-  /** GROUP_QUEUE_REQUESTS_MAX unless given (tests lower it). */
-  queueRequestsMax?: number;
+  /** GROUP_LANE_QUEUE_REQUESTS_MAX unless given (tests lower it). */
+  laneQueueRequestsMax?: number;
   /** Maps a duplicate-key failure of a single request to the typed error the caller acts on. */
   explainDuplicate(request: AppendRequest, error: unknown): Promise<Error>;
   /** Told of every transaction that ended without an error (committed, or rolled back on version conflicts). */
@@ -85,12 +87,12 @@ export class GroupCommitter {
   ) {}
 
   append(request: AppendRequest): Promise<AppendResult> {
-    const waitingMax = this.options.queueRequestsMax ?? GROUP_QUEUE_REQUESTS_MAX;
-    const waiting = this.lanes.reduce((count, lane) => count + lane.queue.length, 0);
-    if (waiting >= waitingMax) return Promise.reject(new EventStoreBusyError(waiting));
+    const partition = partitionOf(request.streamId, this.partitions);
+    const lane = this.lanes[partition % GROUP_LANES]!;
+    const waitingMax = this.options.laneQueueRequestsMax ?? GROUP_LANE_QUEUE_REQUESTS_MAX;
+    if (lane.queue.length >= waitingMax) return Promise.reject(new EventStoreBusyError(lane.queue.length));
     return new Promise<AppendResult>((resolve, reject) => {
-      const partition = partitionOf(request.streamId, this.partitions);
-      this.lanes[partition % GROUP_LANES]!.queue.push({ request, partition, resolve, reject });
+      lane.queue.push({ request, partition, resolve, reject });
       this.schedulePump();
     });
   }

@@ -304,15 +304,15 @@ describe('sql event store: group commit', () => {
 });
 
 describe('sql event store: a bounded queue', () => {
-  it('turns an append away at once when as many wait as it queues, writing nothing for it', async () => {
+  it('turns an append away at once when as many wait as its lane queues, writing nothing for it', async () => {
     const tenantId = 'queue';
-    const { sameA } = streamsInPartitions();
+    const { sameA, other } = streamsInPartitions();
     const [waitingA, waitingB, refused] = streamsBeside(sameA, 3) as [string, string, string];
     const {
       store,
       reachedCommit,
       release: releaseHeld,
-    } = storeHoldingCommitOf(sameA, { queueRequestsMax: 2 });
+    } = storeHoldingCommitOf(sameA, { laneQueueRequestsMax: 2 });
     const append = (streamId: string) =>
       store.append({
         tenantId,
@@ -323,9 +323,11 @@ describe('sql event store: a bounded queue', () => {
     await append('warm-up');
     const first = append(sameA);
     await reachedCommit;
-    // The held transaction owns the partition: appends to it wait in the queue, which holds two.
+    // The held transaction owns the partition: appends to it wait in its lane's queue, which holds two.
     const waiting = [append(waitingA), append(waitingB)];
     await expect(append(refused)).rejects.toBeInstanceOf(EventStoreBusyError);
+    // The other lane's queue is its own: its partitions keep taking appends while this lane is full.
+    expect((await append(other)).streamVersion).toBe(1);
     releaseHeld();
     await Promise.all([first, ...waiting]);
     expect(await store.readStream(tenantId, refused)).toEqual([]);

@@ -26,8 +26,8 @@ import {
 export interface SqlEventStoreOptions {
   /** Test hook: runs inside the append transaction just before COMMIT (to force commit interleavings). */
   beforeCommit?: (request: AppendRequest) => Promise<void>;
-  /** Appends that may wait for a transaction (GROUP_QUEUE_REQUESTS_MAX unless given). */
-  queueRequestsMax?: number;
+  /** Appends that may wait for a transaction, per lane (GROUP_LANE_QUEUE_REQUESTS_MAX unless given). */
+  laneQueueRequestsMax?: number;
   /** Told of each append transaction's size and time (the process's metrics, bench:append). */
   observeTransaction?: AppendTransactionObserver;
 }
@@ -50,7 +50,9 @@ export class SqlEventStore implements EventStore {
   ) {
     this.committer = new GroupCommitter(pool, this.partitions, {
       ...(options.beforeCommit === undefined ? {} : { beforeCommit: options.beforeCommit }),
-      ...(options.queueRequestsMax === undefined ? {} : { queueRequestsMax: options.queueRequestsMax }),
+      ...(options.laneQueueRequestsMax === undefined
+        ? {}
+        : { laneQueueRequestsMax: options.laneQueueRequestsMax }),
       ...(options.observeTransaction === undefined ? {} : { observeTransaction: options.observeTransaction }),
       explainDuplicate: (request, error) => this.explainDuplicate(request, error),
     });
