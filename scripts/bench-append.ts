@@ -42,21 +42,24 @@ async function main(): Promise<void> {
   const db = await scratchDatabase('pl_bench_append', CONNECTIONS + 4);
   try {
     // What the group committer gathered: appends per transaction and transaction time, per phase.
-    let transactions = { count: 0, requests: 0, seconds: 0 };
+    let transactions = { count: 0, requests: 0, seconds: 0, oneRoundTrip: 0 };
     const store = new SqlEventStore(db.pool, {
-      observeTransaction: ({ requests, seconds }) => {
+      observeTransaction: ({ requests, seconds, oneRoundTrip }) => {
         transactions.count += 1;
         transactions.requests += requests;
         transactions.seconds += seconds;
+        if (oneRoundTrip) transactions.oneRoundTrip += 1;
       },
     });
     const phase = async <T>(run: () => Promise<T>): Promise<{ result: T; batch: string }> => {
-      transactions = { count: 0, requests: 0, seconds: 0 };
+      transactions = { count: 0, requests: 0, seconds: 0, oneRoundTrip: 0 };
       const result = await run();
-      const { count, requests, seconds } = transactions;
+      const { count, requests, seconds, oneRoundTrip } = transactions;
       return {
         result,
-        batch: `${fmt(requests / count, 1)} appends a transaction, ${fmt((seconds / count) * 1000, 2)} ms each`,
+        batch:
+          `${fmt(requests / count, 1)} appends a transaction, ${fmt((seconds / count) * 1000, 2)} ms each, ` +
+          `${fmt((100 * oneRoundTrip) / count)}% in one round trip`,
       };
     };
     const tenantId = 'bench';

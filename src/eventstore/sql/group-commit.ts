@@ -2,6 +2,7 @@ import { ER_DUP_ENTRY, ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, sqlErrno, type Po
 import { EventStoreBusyError, type AppendRequest, type AppendResult } from '../port.ts';
 import { partitionOf } from '../partition.ts';
 import { appendBatch, type PartitionedRequest } from './append-transaction.ts';
+import { HeadCache } from './head-cache.ts';
 
 /**
  * Group commit (DESIGN.md, "Batching"). The fsync, the round trips and the server's CPU per statement are
@@ -23,6 +24,15 @@ import { appendBatch, type PartitionedRequest } from './append-transaction.ts';
  * writers, batches of 9.3 on average (many of 1-3) instead of 12.7, and 20% more MariaDB CPU and 40% more
  * node CPU per append. Measured against the design before (two transactions in flight over any free
  * partitions, started at once), alternated: 10,162-10,332 appends/s against 8,447-8,891 (BENCHMARKS.md).
+ *
+ * One round trip. Each instance remembers the stream and partition heads its own commits left
+ * (head-cache.ts). A batch whose every head it knows, each request expecting its stream's known version,
+ * skips the locking round trip: its writes and COMMIT go in one. A lane runs one transaction at a time and
+ * owns its partitions within the process, so the heads it knows are exact unless another process appended
+ * (or the database was set back); then the transaction's guard on the partition heads, or a unique key of
+ * the events, fails a statement before the COMMIT, nothing is written, the heads are forgotten, and the
+ * batch goes again the locking way (append-transaction.ts). About a fifth more appends on the 2-core
+ * benchmark (BENCHMARKS.md, bench:append).
  */
 export const GROUP_REQUESTS_MAX = 128;
 export const GROUP_EVENTS_MAX = 2_000;
@@ -73,10 +83,14 @@ export interface AppendTransactionObservation {
   requests: number;
   events: number;
   seconds: number;
+  /** It started from heads this instance knew, without the locking round trip. */
+  oneRoundTrip: boolean;
 }
 export type AppendTransactionObserver = (observation: AppendTransactionObservation) => void;
 
 export class GroupCommitter {
+  /** Heads this instance's commits left, for transactions of one round trip. */
+  private readonly heads = new HeadCache();
   private readonly lanes: Lane[] = Array.from({ length: GROUP_LANES }, () => ({ queue: [], busy: false }));
   private pumpScheduled = false;
 
@@ -124,7 +138,10 @@ export class GroupCommitter {
       try {
         await this.commitOnce(batch);
         return;
-      } catch (error) {
+      } catch (thrown) {
+        // Its heads are forgotten: the batch goes again, the locking way.
+        if (thrown instanceof KnownHeadsTaken && attempt < TRANSIENT_RETRIES_MAX) continue;
+        const error = thrown instanceof KnownHeadsTaken ? thrown.cause : thrown;
         const errno = sqlErrno(error);
         if ((errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT) && attempt < TRANSIENT_RETRIES_MAX)
           continue;
@@ -146,22 +163,44 @@ export class GroupCommitter {
 
   private async commitOnce(batch: Pending[]): Promise<void> {
     const startedMs = performance.now();
+    const known = this.heads.knownFor(batch);
     const connection = await this.pool.getConnection();
     try {
-      const outcomes = await appendBatch(connection, batch, this.options.beforeCommit);
+      const outcomes = await appendBatch(connection, batch, this.options.beforeCommit, known ?? undefined);
+      this.heads.recordCommitted(batch, outcomes);
       this.options.observeTransaction?.({
         requests: batch.length,
         events: batch.reduce((count, pending) => count + pending.request.events.length, 0),
         seconds: (performance.now() - startedMs) / 1000,
+        oneRoundTrip: known !== null,
       });
       outcomes.forEach((outcome, index) => {
         const pending = batch[index]!;
         if (outcome.ok) pending.resolve(outcome.result);
         else pending.reject(outcome.error);
       });
+    } catch (error) {
+      const errno = sqlErrno(error);
+      const rolledBack =
+        errno === ER_DUP_ENTRY || errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT;
+      // Anything else (a lost connection, a server restarted, perhaps restored from a backup) may have
+      // moved any head: every head is read under lock again.
+      if (rolledBack) this.heads.forget(batch);
+      else this.heads.clear();
+      // A unique key or a lock on known heads: another writer took a position or a version since (or a
+      // duplicate command); nothing was committed, and the locking way sorts out which.
+      if (known !== null && rolledBack) throw new KnownHeadsTaken(error);
+      throw error;
     } finally {
       connection.release();
     }
+  }
+}
+
+/** A transaction on known heads failed on a unique key or a lock: it wrote nothing, and goes again locking. */
+class KnownHeadsTaken extends Error {
+  constructor(cause: unknown) {
+    super('append: a known head was taken by another writer', { cause });
   }
 }
 
