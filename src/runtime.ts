@@ -40,9 +40,9 @@ export async function openRuntime(config: Config, options: RuntimeOptions = {}):
     const clock = options.clock ?? clockFromConfig(config.clockStart);
     const metrics = new Metrics();
     const store = await openEventStore(config, pool, {
-      observeTransaction: ({ requests, seconds }) => {
+      observeTransaction: ({ requests, seconds, oneRoundTrip }) => {
         metrics.appendBatchRequests.observe(requests);
-        metrics.appendTransactionDuration.observe(seconds);
+        metrics.appendTransactionDuration.observe({ round_trips: oneRoundTrip ? '1' : '2' }, seconds);
       },
     });
     const runner = new CommandRunner(store, clock);

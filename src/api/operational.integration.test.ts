@@ -92,19 +92,35 @@ describe('GET /metrics', () => {
     };
     const read = async () => (await ledger.app.inject({ method: 'GET', url: '/metrics' })).body;
     const before = await read();
-    await registerMember(ledger, pos, store);
-    const after = await read();
-    expect(after).toContain('# TYPE ledger_append_batch_requests histogram');
-    expect(after).toContain('# TYPE ledger_append_transaction_duration_seconds histogram');
+    const memberId = await registerMember(ledger, pos, store);
+    const registered = await read();
+    // Its next command appends on the heads this process's commit left: one round trip.
+    const purchase = await post(ledger.app, pos, `/v1/members/${memberId}/purchases`, {
+      orderId: uniqueId('o'),
+      storeId: store,
+      lines: [{ sku: 'sku-1', category: 'otc', quantity: 1, amountFen: 5_000 }],
+    });
+    expect(purchase.statusCode).toBe(201);
+    const purchased = await read();
+    const known = (body: string) =>
+      body.includes('round_trips="1"')
+        ? sample(body, 'ledger_append_transaction_duration_seconds_count\\{round_trips="1"\\}')
+        : 0;
+    expect(known(purchased)).toBe(known(registered) + 1);
+    expect(registered).toContain('# TYPE ledger_append_batch_requests histogram');
+    expect(registered).toContain('# TYPE ledger_append_transaction_duration_seconds histogram');
     const transactions = (body: string) => sample(body, 'ledger_append_batch_requests_count');
-    expect(transactions(after)).toBe(transactions(before) + 1);
-    expect(sample(after, 'ledger_append_batch_requests_sum')).toBe(
+    expect(transactions(registered)).toBe(transactions(before) + 1);
+    expect(sample(registered, 'ledger_append_batch_requests_sum')).toBe(
       sample(before, 'ledger_append_batch_requests_sum') + 1,
     );
-    expect(sample(after, 'ledger_append_transaction_duration_seconds_count')).toBe(transactions(after));
-    expect(sample(after, 'ledger_append_transaction_duration_seconds_sum')).toBeGreaterThan(
-      sample(before, 'ledger_append_transaction_duration_seconds_sum'),
-    );
+    // A new member's first append reads its heads under lock: two round trips.
+    const locking = (body: string) =>
+      sample(body, 'ledger_append_transaction_duration_seconds_count\\{round_trips="2"\\}');
+    expect(locking(registered)).toBe(locking(before) + 1);
+    expect(
+      sample(registered, 'ledger_append_transaction_duration_seconds_sum\\{round_trips="2"\\}'),
+    ).toBeGreaterThan(sample(before, 'ledger_append_transaction_duration_seconds_sum\\{round_trips="2"\\}'));
   });
 
   it('does not need a key', async () => {
