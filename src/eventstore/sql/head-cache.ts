@@ -35,8 +35,8 @@ export const partitionKey = (tenantId: string, partition: number): string => `${
  * a running process). Either is caught by the database before COMMIT: the transaction's guard fails when a
  * partition's committed head is not the one known (append-transaction.ts), an event at a position already
  * taken fails the events' primary key, one at a stream version already taken fails `events_by_stream`, and
- * the batch goes again the locking way. A transaction that rolled back forgets
- * the heads it touched; any other failure (a lost connection, a restarted server) forgets them all.
+ * the batch goes again the locking way. A transaction that rolled back forgets the heads it touched; any
+ * other failure (a lost connection, a restarted server) forgets them all.
  */
 export class HeadCache {
   private readonly streams = new Map<string, StreamHeadValue>();
