@@ -1,14 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../../test/helpers/database.ts';
-import { newId } from '../../ids.ts';
+import { newEvent } from '../../../test/helpers/events.ts';
 import { partitionOf } from '../partition.ts';
 import {
   ConcurrencyError,
   DuplicateCommandError,
   type AppendRequest,
   type AppendResult,
-  type NewEvent,
   type RecordedEvent,
 } from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier } from '../verify.ts';
@@ -20,14 +19,6 @@ import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
  * when another writer (another process: here another store instance on the same database) moved a head.
  */
 const database = useTestDatabase();
-
-const at = '2026-03-01T08:00:00.000Z';
-const newEvent = (tenantId: string, data: unknown = { n: 1 }): NewEvent => ({
-  eventId: newId(),
-  type: 'Thing',
-  data,
-  metadata: { tenantId, recordedAt: at },
-});
 
 /** A store whose every transaction is recorded, in order. */
 function observedStore(options: SqlEventStoreOptions = {}): {

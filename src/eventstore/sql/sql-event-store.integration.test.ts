@@ -1,6 +1,7 @@
 import type { RowDataPacket } from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
 import { proxiedDatabase, useTestDatabase } from '../../../test/helpers/database.ts';
+import { newEvent } from '../../../test/helpers/events.ts';
 import { openPool } from '../../db/pool.ts';
 import { newId } from '../../ids.ts';
 import { eventStoreContract } from '../contract.testsuite.ts';
@@ -12,7 +13,6 @@ import {
   UniqueKeyError,
   type AppendRequest,
   type EventStore,
-  type NewEvent,
   type RecordedEvent,
 } from '../port.ts';
 import { PartitionChainVerifier, StreamChainVerifier, type ChainProblem } from '../verify.ts';
@@ -22,14 +22,6 @@ import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
 const database = useTestDatabase();
 let sharedStore: SqlEventStore | undefined;
 eventStoreContract('sql', () => (sharedStore ??= new SqlEventStore(database.current.pool)));
-
-const at = '2026-03-01T08:00:00.000Z';
-const newEvent = (tenantId: string, data: unknown = { n: 1 }): NewEvent => ({
-  eventId: newId(),
-  type: 'Thing',
-  data,
-  metadata: { tenantId, recordedAt: at },
-});
 
 /**
  * Two stream ids whose events land in the same log partition, and one in a partition of another lane of
