@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../../../test/helpers/database.ts';
-import { newEvent } from '../../../test/helpers/events.ts';
-import { partitionOf } from '../partition.ts';
+import { expectSoundLog, newEvent, streamIds } from '../../../test/helpers/events.ts';
 import {
   ConcurrencyError,
   DuplicateCommandError,
@@ -10,7 +9,6 @@ import {
   type AppendResult,
   type RecordedEvent,
 } from '../port.ts';
-import { PartitionChainVerifier, StreamChainVerifier } from '../verify.ts';
 import type { AppendTransactionObservation } from './group-commit.ts';
 import { SqlEventStore, type SqlEventStoreOptions } from './sql-event-store.ts';
 
@@ -34,14 +32,8 @@ function observedStore(options: SqlEventStoreOptions = {}): {
 }
 
 /** `count` stream ids (prefix-0, prefix-1, ...) whose events land in log partition `partition`. */
-function streamsInPartition(prefix: string, partition: number, count: number): string[] {
-  const found: string[] = [];
-  for (let i = 0; found.length < count && i < 100_000; i++) {
-    if (partitionOf(`${prefix}-${i}`) === partition) found.push(`${prefix}-${i}`);
-  }
-  if (found.length < count) throw new Error(`not ${count} streams in partition ${partition}`);
-  return found;
-}
+const streamsInPartition = (prefix: string, partition: number, count: number): string[] =>
+  streamIds(prefix, count, (p) => p === partition);
 
 const append = (
   store: SqlEventStore,
@@ -51,28 +43,6 @@ const append = (
   extra: Partial<AppendRequest> = {},
 ): Promise<AppendResult> =>
   store.append({ tenantId, streamId, expectedVersion, events: [newEvent(tenantId, streamId)], ...extra });
-
-/**
- * Every partition's log is dense from position 1 and its chain verifies to the recorded head; every
- * stream's chain verifies to its recorded head. Returns the events by stream.
- */
-async function expectSoundLog(store: SqlEventStore, tenantId: string): Promise<Map<string, RecordedEvent[]>> {
-  const byStream = new Map<string, RecordedEvent[]>();
-  const heads = await store.partitionHeads(tenantId);
-  for (let partition = 0; partition < store.partitions; partition++) {
-    const log = await store.readLog(tenantId, partition, 0, 10_000);
-    const verifier = new PartitionChainVerifier(tenantId, partition);
-    log.forEach((event) => verifier.add(event));
-    expect(verifier.finish(heads.find((head) => head.partition === partition))).toEqual([]);
-    for (const event of log) byStream.set(event.streamId, [...(byStream.get(event.streamId) ?? []), event]);
-  }
-  for (const [streamId, events] of byStream) {
-    const verifier = new StreamChainVerifier(tenantId, streamId);
-    [...events].sort((a, b) => a.streamVersion - b.streamVersion).forEach((event) => verifier.add(event));
-    expect(verifier.finish((await store.streamHead(tenantId, streamId)) ?? undefined)).toEqual([]);
-  }
-  return byStream;
-}
 
 describe('sql event store: appends on known heads', () => {
   it('appends again to a stream it appended before in one round trip, and the log stays sound', async () => {
