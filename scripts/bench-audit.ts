@@ -2,7 +2,9 @@
  * npm run bench:audit — `ledger audit` over >= 1,000,000 events (docs/audit.md, "Cost").
  *
  * Builds a scratch database with a decider-made history (scripts/lib/decided-history.ts), then audits it and prints events/s, the
- * cost per million events and the peak RSS of the audit phase. The audit must come out clean.
+ * cost per million events and the peak RSS of the audit phase. The audit must come out clean. Then it measures
+ * the floor beside it (scripts/lib/audit-floor.ts): reading the rows and the per-event work alone, and the most
+ * events/s that leaves on this machine's cores.
  *
  *   BENCH_EVENTS=1000000 BENCH_AUDIT_PROCESSES=2 BENCH_AUDIT_CONCURRENCY=2 npm run bench:audit
  *
@@ -19,6 +21,7 @@ import { runAudit, AUDIT_CONCURRENCY_DEFAULT } from '../src/audit/audit.ts';
 import { SqlEventStore } from '../src/eventstore/sql/sql-event-store.ts';
 import { fmt, machineLine, reusableDatabase, scratchDatabase, withBufferPool } from './lib/bench.ts';
 import { buildDecidedHistory, decidedHistoryName, DECIDED_HISTORY_TENANT } from './lib/decided-history.ts';
+import { measureAuditFloor } from './lib/audit-floor.ts';
 import { lifetimePeakRssBytes, mib, withPeakTreeRss } from './lib/rss.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 1_000_000);
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
     console.log(
       `InnoDB buffer pool: ${BUFFER_POOL_MIB === undefined ? 'as configured' : `${BUFFER_POOL_MIB} MiB for the measurement`}`,
     );
+    let rate = 0;
     const report = await withBufferPool(db.pool, BUFFER_POOL_MIB, async () => {
       const t0 = performance.now();
       const loadBefore = os.loadavg()[0]!;
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
       );
       process.stderr.write('\n');
       const seconds = (performance.now() - t0) / 1000;
-      const rate = report.events / seconds;
+      rate = report.events / seconds;
       console.log(
         [
           `audit (${report.processes} processes, concurrency ${CONCURRENCY} each): ${fmt(report.events)} events, ${fmt(report.members)} members in ${fmt(seconds, 1)} s`,
@@ -93,6 +97,16 @@ async function main(): Promise<void> {
       );
       return report;
     });
+    // The raw limit beside the figure: what the work no audit can skip costs here (scripts/lib/audit-floor.ts).
+    const floor = await measureAuditFloor(db.pool, tenantId);
+    console.log(
+      [
+        `floor on this machine (the rows read and the per-event work, nothing else; scripts/lib/audit-floor.ts):`,
+        `  reading ${fmt(floor.events)} events twice and ${fmt(floor.ledgerEntries)} ledger entries once: node ${fmt(floor.readNodeSeconds, 1)} CPU-s, database ${floor.readDatabaseSeconds === null ? 'not on this machine (left out)' : `${fmt(floor.readDatabaseSeconds, 1)} CPU-s`}`,
+        `  per event in one process: JSON.parse and the fold ${fmt(floor.foldMicros, 2)} us, stream hash ${fmt(floor.streamHashMicros, 2)} us, partition hash ${fmt(floor.partitionHashMicros, 2)} us`,
+        `  ${fmt(floor.cpuSecondsPerMillion, 1)} CPU-s per million events: at most ${fmt(floor.maxEventsPerSecond)} events/s on ${os.availableParallelism()} cores; the audit ran at ${fmt((100 * rate) / floor.maxEventsPerSecond)}% of it`,
+      ].join('\n'),
+    );
     if (report.discrepancyCount !== 0) {
       console.error(JSON.stringify(report.tenants[0]?.discrepancies.slice(0, 5), null, 2));
       process.exitCode = 1;
