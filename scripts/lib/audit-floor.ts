@@ -7,7 +7,8 @@
  *   position order; pass B: the whole event, in stream order through the stream index), and every ledger
  *   entry in member order. Keyset pages of the audit's sizes, rows as arrays, nothing done with them. Node's
  *   CPU from process.cpuUsage (its GC threads included); the database server's from /proc when it runs on
- *   this machine, else left out.
+ *   this machine, else left out. The server's CPU counts all it does meanwhile, and a busy machine slows
+ *   every part: measure on a quiet one, right after the audit, as bench:audit does.
  * - Per event, on a sample of member streams, in this process: JSON.parse with the domain's fold
  *   (evolveMember and movementsOf), the stream hash, and the partition hash.
  * Left out, so the floor is below any real audit: the smaller read models, pass C, the comparisons, the
