@@ -48,6 +48,13 @@ describe('the ledger CLI', () => {
     expect(future.code).toBe(2);
     expect(future.stderr).toMatch(/in the future/);
     expect((await ledger(['no-such-verb'])).code).toBe(2);
+    // Nothing listens on port 1: the audit could not run, which is exit 2, never 0 (clean) or 1 (found).
+    const unreachable = await ledger(['audit'], {
+      LEDGER_DATABASE_URL: 'mysql://root@127.0.0.1:1/points_ledger',
+    });
+    expect(unreachable.code, unreachable.stderr).toBe(2);
+    expect(unreachable.stdout).toBe('');
+    expect(unreachable.stderr).toMatch(/database/i);
   });
 
   it('sets tag rules, reports projection status, expires nothing due, and audits clean', async () => {

@@ -138,7 +138,9 @@ export function sessionSettings(
 
 /** Creates the database if missing; answers which server it is. */
 export async function ensureDatabase(target: DatabaseTarget): Promise<ServerFlavour> {
-  const connection = await mysql.createConnection(serverOptions(target));
+  const connection = await mysql.createConnection(serverOptions(target)).catch((error: unknown) => {
+    throw unreachable(target, error);
+  });
   try {
     await connection.query(
       `CREATE DATABASE IF NOT EXISTS \`${target.database}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
@@ -148,6 +150,20 @@ export async function ensureDatabase(target: DatabaseTarget): Promise<ServerFlav
   } finally {
     await connection.end();
   }
+}
+
+/**
+ * The server at `target` did not take a connection: the message says where (never the password), and the
+ * driver's code stays on the error for the callers that classify it (isTransientDatabaseError).
+ */
+function unreachable(target: DatabaseTarget, error: unknown): Error {
+  const detail = error instanceof Error ? error.message : String(error);
+  return Object.assign(
+    new Error(`cannot connect to the database server at ${target.host}:${target.port}: ${detail}`, {
+      cause: error,
+    }),
+    { code: (error as { code?: unknown } | null)?.code },
+  );
 }
 
 export async function dropDatabase(target: DatabaseTarget): Promise<void> {
