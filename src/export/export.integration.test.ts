@@ -196,22 +196,31 @@ async function readCsv(dir: string, name: string): Promise<{ header: string; row
   return { header, rows: lines.filter((line) => line !== '').map((line) => line.split(',')) };
 }
 
-/** The oracle: each member's row folded straight from its events by recording time (no read model, no export code). */
-async function expectedBalances(tenantId: string, fromAt: string, toAt: string): Promise<string[]> {
+/** Every member stream's events, read through the store's port, by stream id. */
+async function memberStreams(tenantId: string): Promise<[streamId: string, events: MemberEvent[]][]> {
   const [streams] = await runtime.pool.query<RowDataPacket[]>(
     "SELECT stream_id FROM streams WHERE tenant_id = ? AND stream_id LIKE 'member-%' ORDER BY stream_id",
     [tenantId],
   );
-  const kinds = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'];
-  const lines: string[] = [];
+  const result: [string, MemberEvent[]][] = [];
   for (const row of streams) {
     const streamId = String(row['stream_id']);
+    const recorded = await runtime.store.readStream(tenantId, streamId);
+    result.push([streamId, recorded.map((event) => ({ type: event.type, data: event.data }) as MemberEvent)]);
+  }
+  return result;
+}
+
+/** The oracle: each member's row folded straight from its events by recording time (no read model, no export code). */
+async function expectedBalances(tenantId: string, fromAt: string, toAt: string): Promise<string[]> {
+  const kinds = ['earned', 'redeemed', 'expired', 'adjusted', 'reversed', 'restored'];
+  const lines: string[] = [];
+  for (const [streamId, events] of await memberStreams(tenantId)) {
     let opening = 0;
     let closing = 0;
     let entries = 0;
     const moved: Record<string, number> = Object.fromEntries(kinds.map((k) => [k, 0]));
-    for (const recorded of await runtime.store.readStream(tenantId, streamId)) {
-      const event = { type: recorded.type, data: recorded.data } as MemberEvent;
+    for (const event of events) {
       for (const movement of movementsOf(event)) {
         if (event.data.at >= toAt) continue;
         closing += movement.points;
@@ -228,6 +237,33 @@ async function expectedBalances(tenantId: string, fromAt: string, toAt: string):
       );
   }
   return lines;
+}
+
+/**
+ * The oracle of stores.csv: the period's store movements summed per store straight from the events, each at
+ * the store its event names (data.storeId: a refund's is the refunding store), sorted by store id.
+ */
+async function expectedStores(tenantId: string, fromAt: string, toAt: string): Promise<string[]> {
+  const columns = ['earned', 'redeemed', 'reversed', 'restored'];
+  const stores = new Map<string, number[]>();
+  for (const [, events] of await memberStreams(tenantId)) {
+    for (const event of events) {
+      if (event.data.at < fromAt || event.data.at >= toAt) continue;
+      const storeId = (event.data as { storeId?: string }).storeId;
+      for (const movement of movementsOf(event)) {
+        const column = columns.indexOf(movement.kind);
+        if (column < 0) continue;
+        if (storeId === undefined)
+          throw new Error(`${event.type} moves ${movement.kind} points without a store`);
+        const sums = stores.get(storeId) ?? [0, 0, 0, 0];
+        sums[column]! += movement.points;
+        stores.set(storeId, sums);
+      }
+    }
+  }
+  return [...stores]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([storeId, sums]) => [storeId, ...sums].join(','));
 }
 
 const MEMBER_ROWS_PLANS: readonly MemberRowsPlan[] = ['whole-history', 'since-period'];
@@ -469,6 +505,9 @@ describe('finance export over random histories', () => {
             );
           const stores = await readCsv(result.dir, 'stores.csv');
           expect(stores.header).toBe(STORES_HEADER);
+          expect(stores.rows.map((row) => row.join(',')).sort()).toEqual(
+            await expectedStores(tenantId, fromAt, toAt),
+          );
           const summary = JSON.parse(
             await readFile(join(result.dir, 'summary.json'), 'utf8'),
           ) as ExportSummary;
