@@ -17,6 +17,8 @@
 import os from 'node:os';
 import type { RowDataPacket } from 'mysql2/promise';
 import { AUDIT_EVENT_PAGE_ROWS, AUDIT_PAGE_ROWS } from '../../src/audit/audit.ts';
+import { SLICE_EVENT_COLUMNS } from '../../src/audit/member-pass.ts';
+import { CHAIN_COLUMNS } from '../../src/audit/partition-pass.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import {
   evolveMember,
@@ -83,7 +85,7 @@ async function readRows(
     events += await readAll(
       pool,
       (after) => [
-        `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type FROM events
+        `SELECT ${CHAIN_COLUMNS} FROM events
          WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
         [tenantId, partition, after?.[0] ?? 0],
       ],
@@ -93,7 +95,7 @@ async function readRows(
   const eventsByStream = await readAll(
     pool,
     (after) => [
-      `SELECT stream_id, stream_version, partition_no, position, event_id, event_type, data, metadata, stream_hash
+      `SELECT ${SLICE_EVENT_COLUMNS}
        FROM events WHERE tenant_id = ? AND stream_id >= ? AND (stream_id > ? OR stream_version > ?)
        ORDER BY stream_id, stream_version LIMIT ?`,
       [tenantId, after?.[0] ?? '', after?.[0] ?? '', after?.[1] ?? 0],

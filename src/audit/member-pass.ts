@@ -124,7 +124,8 @@ type EventRow = [
   metadataJson: string,
   streamHash: string,
 ];
-const EVENT_COLUMNS =
+/** The columns of EventRow, in its order (bench:audit's floor reads the same: scripts/lib/audit-floor.ts). */
+export const SLICE_EVENT_COLUMNS =
   'stream_id, stream_version, partition_no, position, event_id, event_type, data, metadata, stream_hash';
 
 interface StreamRow {
@@ -269,7 +270,7 @@ function cursors(connection: PoolConnection, input: SlicePassInput) {
       : async (after, limit) => {
           const rows = await arrayRows(
             connection,
-            `SELECT ${EVENT_COLUMNS}
+            `SELECT ${SLICE_EVENT_COLUMNS}
          FROM events WHERE tenant_id = ? AND stream_id >= ? AND stream_id < ? AND (stream_id > ? OR stream_version > ?)
          ORDER BY stream_id, stream_version LIMIT ?`,
             [tenantId, after?.[0] ?? streamLow, streamHigh, after?.[0] ?? '', after?.[1] ?? 0, limit],

@@ -51,6 +51,12 @@ export interface PartitionPassResult {
   exportRecount: ExportRecountPart | null;
 }
 
+/**
+ * What pass A reads of every event for the partition chain, in the order of its rows (bench:audit's floor
+ * reads the same: scripts/lib/audit-floor.ts).
+ */
+export const CHAIN_COLUMNS = 'position, stream_id, stream_version, stream_hash, partition_hash, event_type';
+
 export function chainProblemToDiscrepancy(problem: ChainProblem): Parameters<DiscrepancyLog['add']>[0] {
   const memberId = problem.streamId === undefined ? null : memberIdOfStream(problem.streamId);
   return {
@@ -151,7 +157,7 @@ export async function auditPartition(
       if (eventStore === null) {
         const [page] = await connection.query<RowDataPacket[]>(
           {
-            sql: `SELECT position, stream_id, stream_version, stream_hash, partition_hash, event_type,
+            sql: `SELECT ${CHAIN_COLUMNS},
                     IF(position > ? AND event_type IN (${POSTING_EVENT_TYPES_SQL}), data, NULL)
                   FROM events WHERE tenant_id = ? AND partition_no = ? AND position > ? ORDER BY position LIMIT ?`,
             rowsAsArray: true,
